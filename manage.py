@@ -1,0 +1,22 @@
+#!/usr/bin/env python
+"""Django's command-line utility for opsportal."""
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings.base")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+    from django.core.management import execute_from_command_line
+
+    try:
+        settings.INSTALLED_APPS  # noqa: B018 - load the settings now, so a configuration error reads plainly
+    except ImproperlyConfigured as exc:
+        sys.exit(f"opsportal: configuration error: {exc}")
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Test settings: the same configuration as production code paths, with fast hashing.
+
+The database and broker still come from DATABASE_URL / CELERY_BROKER_URL, so the same suite runs on
+SQLite + the filesystem broker or on PostgreSQL + Redis.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789abcdef")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("DJANGO_SESSION_COOKIE_SECURE", "0")
+os.environ.setdefault("DJANGO_CSRF_COOKIE_SECURE", "0")
+os.environ.setdefault("EMAIL_URL", "memorymail://")
+
+from .base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405

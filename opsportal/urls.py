@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django.contrib.auth.decorators import login_required
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core import views as core_views
+
+admin.site.site_header = "opsportal administration"
+admin.site.site_title = "opsportal admin"
+
+api_v1 = [
+    path("", include("apps.accounts.api.urls")),
+    path("catalog/", include("apps.catalog.api.urls")),
+]
+
+urlpatterns = [
+    path("healthz", core_views.healthz, name="healthz"),
+    path("", include("apps.kpis.urls")),
+    path("accounts/", include("apps.accounts.urls")),
+    path("catalog/", include("apps.catalog.urls")),
+    path("costs/", include("apps.billing.urls")),
+    path("capacity/", include("apps.capacity.urls")),
+    path("models/", include("apps.telemetry.urls")),
+    path("alerts/", include("apps.alerts.urls")),
+    path("functionality/", include("apps.delivery.urls")),
+    path("adoption/", include("apps.adoption.urls")),
+    path("settings/", include("apps.core.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # The docs page is for people: anonymous visitors are sent to the login form, not given a 401.
+    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
+]
