@@ -1,0 +1,53 @@
+"""Who may do what: one place for the role rules, used by pages (mixins) and the API (DRF permission)."""
+
+from django.contrib.auth.mixins import AccessMixin
+from django.core.exceptions import PermissionDenied
+from rest_framework import permissions
+
+from .models import ApiToken
+from .roles import Role
+
+READ_ROLES = frozenset(Role)
+
+
+def user_role(user) -> Role | None:
+    if not user or not user.is_authenticated or not user.is_active:
+        return None
+    return user.role_enum
+
+
+class RoleRequiredMixin(AccessMixin):
+    """A page open to ``roles`` (every role by default); others get 403, anonymous users the login form."""
+
+    roles: frozenset[Role] = READ_ROLES
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        if user_role(request.user) not in self.roles:
+            raise PermissionDenied("Your role does not give access to this page.")
+        return super().dispatch(request, *args, **kwargs)
+
+
+class AdminRequiredMixin(RoleRequiredMixin):
+    roles = frozenset({Role.ADMIN})
+
+
+class RolePermission(permissions.BasePermission):
+    """API default: every role reads; writes need a role in the view's ``write_roles`` (Admin by default).
+
+    A token with the read scope can never write, whatever its user's role.
+    """
+
+    message = "Your role does not allow this action."
+
+    def has_permission(self, request, view) -> bool:
+        role = user_role(request.user)
+        if role is None:
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return role in getattr(view, "read_roles", READ_ROLES)
+        if isinstance(request.auth, ApiToken) and request.auth.scope == ApiToken.Scope.READ:
+            self.message = "This API token has the read scope only."
+            return False
+        return role in getattr(view, "write_roles", frozenset({Role.ADMIN}))

@@ -1,0 +1,2 @@
+class ApplicationError(Exception):
+    """A business rule refused the operation; the message is safe to show to the user."""

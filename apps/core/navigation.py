@@ -1,0 +1,39 @@
+"""The sidebar: which sections exist and which roles see them."""
+
+from dataclasses import dataclass
+
+from apps.accounts.roles import Role
+
+ALL_ROLES = frozenset(Role)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    icon: str
+    roles: frozenset[Role] = ALL_ROLES
+    section: str = "KPIs"
+
+
+NAV: tuple[NavItem, ...] = (
+    NavItem("Overview", "kpis:overview", "grid"),
+    NavItem("Unit cost", "billing:unit-cost", "coin"),
+    NavItem("Cost explorer", "billing:explorer", "layers"),
+    NavItem("Capacity", "capacity:overview", "server"),
+    NavItem("Models", "telemetry:models", "cpu"),
+    NavItem("Alerts", "alerts:list", "bell"),
+    NavItem("Functionality", "delivery:overview", "rocket"),
+    NavItem("Adoption", "adoption:overview", "users"),
+    NavItem("Catalog", "catalog:overview", "book", section="Organisation"),
+    NavItem("Settings", "core:settings", "sliders", frozenset({Role.ADMIN}), section="Administration"),
+    NavItem("Admin site", "admin:index", "tool", frozenset({Role.ADMIN}), section="Administration"),
+)
+
+
+def nav_for(role: Role | None) -> list[tuple[str, list[NavItem]]]:
+    sections: dict[str, list[NavItem]] = {}
+    for item in NAV:
+        if role in item.roles:
+            sections.setdefault(item.section, []).append(item)
+    return list(sections.items())

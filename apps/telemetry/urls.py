@@ -1,0 +1,7 @@
+from django.urls import path
+
+from . import views
+
+app_name = "telemetry"
+
+urlpatterns = [path("", views.ModelTelemetryView.as_view(), name="models")]
