@@ -1,0 +1,51 @@
+import os
+
+import pytest
+
+from apps.accounts.roles import Role
+
+from .factories import UserFactory
+
+ROLE_USERNAMES = {Role.EXECUTIVE: "exec", Role.PRODUCT_MANAGER: "pmuser", Role.ADMIN: "adminuser"}
+
+
+def require_server(name: str, reason: str) -> None:
+    """Skip a test whose real server is missing, except under CI, where it must run."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{name} is required under CI: {reason}")
+    pytest.skip(f"{name} not available: {reason}")
+
+
+@pytest.fixture
+def users(db):
+    return {role: UserFactory(username=name, role=role) for role, name in ROLE_USERNAMES.items()}
+
+
+@pytest.fixture
+def role_client(client, users):
+    """A function giving a test client logged in as the given role (None: anonymous)."""
+
+    def make(role):
+        from django.test import Client
+
+        c = Client()
+        if role is not None:
+            c.force_login(users[role])
+        return c
+
+    return make
+
+
+@pytest.fixture
+def admin_user(users):
+    return users[Role.ADMIN]
+
+
+@pytest.fixture
+def exec_client(role_client):
+    return role_client(Role.EXECUTIVE)
+
+
+@pytest.fixture
+def admin_client_portal(role_client):
+    return role_client(Role.ADMIN)
