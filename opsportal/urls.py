@@ -8,9 +8,11 @@ from apps.core import views as core_views
 admin.site.site_header = "opsportal administration"
 admin.site.site_title = "opsportal admin"
 
+# Each app mounts its own API routes under /api/v1/, with full paths in its api/urls.py.
+API_APPS = ["accounts", "billing", "telemetry", "capacity", "delivery", "adoption", "alerts", "kpis"]
 api_v1 = [
-    path("", include("apps.accounts.api.urls")),
     path("catalog/", include("apps.catalog.api.urls")),
+    *(path("", include(f"apps.{app}.api.urls")) for app in API_APPS),
 ]
 
 urlpatterns = [

@@ -1,25 +1,55 @@
 """Default periodic tasks, created once after migrate; admins may then edit or disable them.
 
-Each feature app adds its schedules to DEFAULT_SCHEDULES. Existing rows are never overwritten, so an
-admin's change to an interval or an enabled flag survives every deploy.
+Each app lists its defaults as ``SCHEDULES`` in ``apps/<app>/schedules.py`` (this module holds core's).
+Existing rows are never overwritten, so an admin's change to an interval or an enabled flag survives
+every deploy.
 """
 
+import importlib
 from typing import Any
 
-DEFAULT_SCHEDULES: list[dict[str, Any]] = [
+from django.apps import apps
+
+SCHEDULES: list[dict[str, Any]] = [
     {"name": "Worker heartbeat", "task": "core.heartbeat", "every_seconds": 60, "queue": "default"},
 ]
 
 
-def ensure_default_schedules(sender: Any = None, using: str = "default", **kwargs: Any) -> None:
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+def default_schedules() -> list[dict[str, Any]]:
+    specs: list[dict[str, Any]] = []
+    for config in apps.get_app_configs():
+        if not config.name.startswith("apps."):
+            continue
+        try:
+            module = importlib.import_module(f"{config.name}.schedules")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{config.name}.schedules":
+                raise
+            continue
+        specs.extend(getattr(module, "SCHEDULES", []))
+    return specs
 
-    for spec in DEFAULT_SCHEDULES:
+
+def ensure_default_schedules(sender: Any = None, using: str = "default", **kwargs: Any) -> None:
+    """Create the schedules that do not exist yet.
+
+    A spec is ``{"name", "task", "queue", "every_seconds": N}`` or ``{..., "crontab": {"minute": "0",
+    "hour": "7", "day_of_week": "1"}}`` (UTC).
+    """
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+    for spec in default_schedules():
         if PeriodicTask.objects.using(using).filter(name=spec["name"]).exists():
             continue
-        interval, _ = IntervalSchedule.objects.using(using).get_or_create(
-            every=spec["every_seconds"], period=IntervalSchedule.SECONDS
-        )
+        when: dict[str, Any]
+        if "crontab" in spec:
+            crontab, _ = CrontabSchedule.objects.using(using).get_or_create(**spec["crontab"], timezone="UTC")
+            when = {"crontab": crontab}
+        else:
+            interval, _ = IntervalSchedule.objects.using(using).get_or_create(
+                every=spec["every_seconds"], period=IntervalSchedule.SECONDS
+            )
+            when = {"interval": interval}
         PeriodicTask.objects.using(using).create(
-            name=spec["name"], task=spec["task"], interval=interval, queue=spec.get("queue"), enabled=True
+            name=spec["name"], task=spec["task"], queue=spec.get("queue"), enabled=True, **when
         )

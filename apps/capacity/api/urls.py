@@ -1,0 +1,3 @@
+"""API routes of this app, mounted under /api/v1/ (full paths here, e.g. "capacity/...")."""
+
+urlpatterns: list = []
