@@ -60,3 +60,14 @@ def login(page, live_server):
         return page
 
     return do
+
+
+DEMO_PASSWORD = "opsportal-demo"
+
+
+@pytest.fixture
+def demo(db):
+    """The demo organisation and its data, loaded through the same paths `make run` uses."""
+    from django.core.management import call_command
+
+    call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115

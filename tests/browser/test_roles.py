@@ -3,17 +3,11 @@
 import re
 
 import pytest
-from django.core.management import call_command
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "opsportal-demo"
 KPI_PAGES = ["Overview", "Unit cost", "Cost explorer", "Capacity", "Models", "Alerts", "Functionality", "Adoption"]
-
-
-@pytest.fixture
-def demo(db):
-    call_command("load_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
 
 
 def _nav_labels(page) -> list[str]:
