@@ -67,7 +67,7 @@ format: install
 	$(VENV)/bin/ruff format .
 
 check-migrations: install
-	$(PY) manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=opsportal.settings.test $(PY) manage.py makemigrations --check --dry-run
 
 test: lint check-migrations
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
