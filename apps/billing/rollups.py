@@ -1,0 +1,161 @@
+"""Allocation and daily rollups, refreshed for the (source, billing period) pairs an import touched.
+
+Allocation runs in the database: the enabled rules, in order, each claim the still-unallocated line
+items they match (first match wins). Where a rule sets no environment or location, the tags ``env`` /
+``environment`` and ``location`` / ``store`` name them. Shared cost is then spread over the services
+that have direct cost in the same source and billing period (see ``KPIS.md`` section 1).
+"""
+
+from collections import defaultdict
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from apps.catalog.models import Environment, Location, Service
+
+from .models import AllocationRule, BillingLineItem, CostRollup
+
+SCALE = Decimal("1e-18")  # the stored precision of money
+ENV_TAGS = ("env", "environment")
+LOCATION_TAGS = ("location", "store")
+
+
+def rule_q(rule: AllocationRule) -> Q:
+    match rule.match:
+        case AllocationRule.Match.TAG:
+            return Q(**{f"tags__{rule.tag_key}": rule.value})
+        case AllocationRule.Match.SUB_ACCOUNT:
+            return Q(sub_account_id=rule.value)
+        case AllocationRule.Match.RESOURCE:
+            return Q(resource_id__regex=rule.value) | Q(resource_name__regex=rule.value)
+        case AllocationRule.Match.SERVICE_NAME:
+            return Q(service_name__iexact=rule.value)
+    raise ValueError(f"unknown match {rule.match!r}")
+
+
+def _allocate(items: QuerySet[BillingLineItem]) -> None:
+    items.update(service=None, environment=None, location=None, allocation_rule=None, is_shared=False)
+    for rule in AllocationRule.objects.filter(enabled=True).order_by("order", "pk"):
+        items.filter(allocation_rule__isnull=True).filter(rule_q(rule)).update(
+            allocation_rule=rule,
+            service=None if rule.shared else rule.service_id,
+            environment=rule.environment_id,
+            location=rule.location_id,
+            is_shared=rule.shared,
+        )
+    for env in Environment.objects.all():
+        by_tag = Q()
+        for tag in ENV_TAGS:
+            by_tag |= Q(**{f"tags__{tag}": env.slug}) | Q(**{f"tags__{tag}": env.name})
+        items.filter(environment__isnull=True).filter(by_tag).update(environment=env)
+    for tag in LOCATION_TAGS:
+        codes = set(
+            items.filter(location__isnull=True, **{f"tags__{tag}__isnull": False})
+            .values_list(f"tags__{tag}", flat=True)
+            .distinct()
+        )
+        for location in Location.objects.filter(code__in={str(c) for c in codes}):
+            items.filter(location__isnull=True, **{f"tags__{tag}": location.code}).update(location=location)
+
+
+def _spread_weights(rule: AllocationRule, direct: dict[int, Decimal], services: dict[str, int]) -> dict[int, Decimal]:
+    match rule.spread:
+        case AllocationRule.Spread.WEIGHTS:
+            return {services[slug]: Decimal(str(w)) for slug, w in rule.weights.items() if slug in services and w}
+        case AllocationRule.Spread.EVEN:
+            return {service_id: Decimal(1) for service_id in direct}
+    return {service_id: cost for service_id, cost in direct.items() if cost > 0}
+
+
+def _split(amount: Decimal, weights: dict[int, Decimal]) -> dict[int, Decimal]:
+    """Split exactly: shares are rounded to the stored precision and the remainder goes to the largest."""
+    total = sum(weights.values())
+    parts = {k: (amount * w / total).quantize(SCALE) for k, w in weights.items()}
+    largest = max(weights, key=lambda k: (weights[k], -k))
+    parts[largest] += amount - sum(parts.values())
+    return parts
+
+
+def _rebuild(source_id: int, period_start: datetime) -> None:
+    items = BillingLineItem.objects.filter(source_id=source_id, billing_period_start=period_start)
+    _allocate(items)
+    groups = (
+        items.annotate(day=TruncDate("charge_period_start"))
+        .values(
+            "day",
+            "service_id",
+            "environment_id",
+            "location_id",
+            "provider_name",
+            "sub_account_id",
+            "region_id",
+            "charge_category",
+            "is_shared",
+            "allocation_rule_id",
+            "billing_currency",
+        )
+        .annotate(billed=Sum("billed_cost"), effective=Sum("effective_cost"), n=Count("pk"))
+        .order_by()
+    )
+    period_day: date = period_start.date()
+    rollups: list[CostRollup] = []
+    shared: list[dict] = []
+    direct: dict[int, Decimal] = defaultdict(Decimal)
+    for g in groups:
+        if g["is_shared"]:
+            shared.append(g)
+            continue
+        if g["service_id"] is not None:
+            direct[g["service_id"]] += g["effective"]
+        rollups.append(_rollup(source_id, period_day, g, g["service_id"], g["billed"], g["effective"], False))
+    if shared:
+        rules = AllocationRule.objects.in_bulk({g["allocation_rule_id"] for g in shared})
+        services = dict(Service.objects.values_list("slug", "pk"))
+        for g in shared:
+            weights = _spread_weights(rules[g["allocation_rule_id"]], direct, services)
+            if not weights:  # nobody to spread over: it stays visible as unallocated
+                rollups.append(_rollup(source_id, period_day, g, None, g["billed"], g["effective"], False))
+                continue
+            billed, effective = _split(g["billed"], weights), _split(g["effective"], weights)
+            rollups += [_rollup(source_id, period_day, g, sid, billed[sid], effective[sid], True) for sid in weights]
+    CostRollup.objects.bulk_create(rollups, batch_size=1000)
+
+
+def _rollup(source_id, period_day, g, service_id, billed, effective, is_shared) -> CostRollup:
+    return CostRollup(
+        day=g["day"],
+        source_id=source_id,
+        billing_period_start=period_day,
+        service_id=service_id,
+        environment_id=g["environment_id"],
+        location_id=g["location_id"],
+        provider=g["provider_name"] or "",
+        sub_account_id=g["sub_account_id"] or "",
+        region=g["region_id"] or "",
+        charge_category=g["charge_category"] or "",
+        is_shared=is_shared,
+        currency=g["billing_currency"],
+        billed_cost=billed,
+        effective_cost=effective,
+        line_items=g["n"],
+    )
+
+
+def refresh_periods(*, source_id: int, period_starts: list[datetime]) -> None:
+    """Re-allocate the line items of these billing periods and rebuild their rollups (caller's transaction)."""
+    CostRollup.objects.filter(source_id=source_id, billing_period_start__in=[p.date() for p in period_starts]).delete()
+    for period_start in period_starts:
+        _rebuild(source_id, period_start)
+
+
+def refresh_all() -> int:
+    """After allocation rules change: every stored (source, period) is re-allocated and rolled up again."""
+    pairs = list(BillingLineItem.objects.values_list("source_id", "billing_period_start").distinct())
+    by_source: dict[int, list[datetime]] = defaultdict(list)
+    for source_id, start in pairs:
+        by_source[source_id].append(start)
+    for source_id, starts in by_source.items():
+        refresh_periods(source_id=source_id, period_starts=starts)
+    return len(pairs)
