@@ -1,0 +1,107 @@
+"""A worker killed (SIGKILL) in the middle of an import leaves nothing half-written, and the import
+succeeds when the task is delivered again. Real worker processes, real broker, real database."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from apps.billing.models import BillingImport, BillingLineItem, BillingSource
+from apps.billing.tasks import billing_import_task
+from tests.utils import ROOT, child_env, current_database_url
+
+from .money import assert_money_equal
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "focus-1.0_sample_1000.csv"
+COPIES = 40  # 40,000 rows: long enough to be caught mid-import
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"the worker exited while waiting for {what}:\n{proc.stdout.read()}")
+        time.sleep(0.05)
+    proc.terminate()
+    pytest.fail(f"timed out waiting for {what}; worker log:\n{proc.communicate(timeout=20)[0]}")
+
+
+@pytest.fixture
+def big_file(tmp_path) -> tuple[Path, Decimal]:
+    lines = SAMPLE.read_text().splitlines()
+    path = tmp_path / "big.csv"
+    with open(path, "w") as out:
+        out.write(lines[0] + "\n")
+        for _ in range(COPIES):
+            out.write("\n".join(lines[1:]) + "\n")
+    with open(SAMPLE, newline="") as fh:
+        billed = sum((Decimal(r["BilledCost"]) for r in csv.DictReader(fh)), Decimal("0"))
+    return path, billed * COPIES
+
+
+def test_killed_import_leaves_no_rows_and_succeeds_on_redelivery(big_file):
+    path, expected_billed = big_file
+    source = BillingSource.objects.create(name="kill-test")
+    billing_import = BillingImport.objects.create(
+        source=source, filename=path.name, stored_path=str(path), size=path.stat().st_size,
+        trigger=BillingImport.Trigger.UPLOAD,
+    )  # fmt: skip
+    queue = f"q-kill-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "-Q", queue, "-n", f"{queue}@localhost",
+         "--pool=prefork", "--concurrency=1", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+        cwd=ROOT, env=child_env(DATABASE_URL=current_database_url()),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        billing_import_task.apply_async(args=[billing_import.pk], queue=queue)
+
+        def running():
+            billing_import.refresh_from_db()
+            return billing_import.status == BillingImport.Status.RUNNING
+
+        _wait(running, 120, "the import to start", proc)
+        time.sleep(1.0)  # let it write some thousands of rows inside its transaction
+        child = _wait(lambda: _children(proc.pid), 10, "the pool process", proc)[0]
+        os.kill(child, signal.SIGKILL)
+
+        billing_import.refresh_from_db()
+        assert billing_import.status == BillingImport.Status.RUNNING, "the import finished before it was killed"
+        assert BillingLineItem.objects.filter(source=source).count() == 0  # nothing half-written
+
+        def finished():
+            billing_import.refresh_from_db()
+            return billing_import.is_finished
+
+        _wait(finished, 240, "the redelivered import to finish", proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    assert billing_import.status == BillingImport.Status.SUCCEEDED, billing_import.error
+    assert billing_import.attempts == 2
+    assert BillingLineItem.objects.filter(source=source).count() == 1000 * COPIES
+    assert_money_equal(billing_import.billed_total, expected_billed)
