@@ -31,8 +31,11 @@ def _pandas_totals(path: Path) -> dict:
     periods = {}
     for start in sorted(frame["BillingPeriodStart"].unique()):
         rows = frame["BillingPeriodStart"] == start
-        periods[start[:10]] = {"rows": int(rows.sum()), "billed": total("BilledCost", rows),
-                               "effective": total("EffectiveCost", rows)}  # fmt: skip
+        periods[start[:10]] = {
+            "rows": int(rows.sum()),
+            "billed": total("BilledCost", rows),
+            "effective": total("EffectiveCost", rows),
+        }
     return {"rows": len(frame), "billed": total("BilledCost"), "effective": total("EffectiveCost"), "periods": periods}
 
 

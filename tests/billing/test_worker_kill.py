@@ -63,16 +63,37 @@ def test_killed_import_leaves_no_rows_and_succeeds_on_redelivery(big_file):
     path, expected_billed = big_file
     source = BillingSource.objects.create(name="kill-test")
     billing_import = BillingImport.objects.create(
-        source=source, filename=path.name, stored_path=str(path), size=path.stat().st_size,
+        source=source,
+        filename=path.name,
+        stored_path=str(path),
+        size=path.stat().st_size,
         trigger=BillingImport.Trigger.UPLOAD,
-    )  # fmt: skip
+    )
     queue = f"q-kill-{uuid.uuid4().hex[:8]}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "-Q", queue, "-n", f"{queue}@localhost",
-         "--pool=prefork", "--concurrency=1", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-        cwd=ROOT, env=child_env(DATABASE_URL=current_database_url()),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "opsportal",
+            "worker",
+            "-Q",
+            queue,
+            "-n",
+            f"{queue}@localhost",
+            "--pool=prefork",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+        ],
+        cwd=ROOT,
+        env=child_env(DATABASE_URL=current_database_url()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         billing_import_task.apply_async(args=[billing_import.pk], queue=queue)
 
