@@ -1,0 +1,113 @@
+#!/usr/bin/env python
+"""Billing ingest speed: `import_billing` against a plain `psql \\copy` of the same FOCUS CSV.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/opsportal_bench python bench/ingest.py --rows 1000000
+
+Generates a FOCUS 1.0 CSV of N rows (the shared sample's rows, repeated with distinct resource ids),
+copies it with psql into a table of text columns, then imports it with `manage.py import_billing`
+(parse, validate, store, allocate, roll up) into the same database. Prints both times, rows per
+second, the import's peak memory and, as the last line, the ratio import/copy.
+"""
+
+import argparse
+import csv
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT.parent / "shared" / "data" / "focus-1.0_sample_1000.csv"
+
+
+def generate(path: Path, rows: int) -> None:
+    with open(SAMPLE, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        sample = list(reader)
+    resource_col = header.index("ResourceId")
+    with open(path, "w", newline="") as out:
+        writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL)
+        writer.writerow(header)
+        for i in range(rows):
+            row = list(sample[i % len(sample)])
+            if row[resource_col] not in ("", "NULL"):
+                row[resource_col] = f"{row[resource_col]}-{i // len(sample)}"
+            writer.writerow(row)
+
+
+def psql_copy(url: str, path: Path, columns: list[str]) -> float:
+    table = "bench_ingest_copy"
+    text_columns = ", ".join(f'"{c}" text' for c in columns)
+    ddl = f"SET client_min_messages = warning; DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({text_columns});"
+    subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", ddl], check=True)
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "psql",
+            url,
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            f"\\copy {table} FROM '{path}' WITH (FORMAT csv, HEADER true)",
+        ],
+        check=True,
+    )
+    elapsed = time.perf_counter() - started
+    subprocess.run(["psql", url, "-q", "-c", f"DROP TABLE {table}"], check=True)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("bench/ingest.py needs DATABASE_URL naming a PostgreSQL database")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "opsportal.settings.test"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+
+    folder = Path(tempfile.mkdtemp(prefix="opsportal-bench-"))
+    path = folder / f"focus-{args.rows}.csv"
+    started = time.perf_counter()
+    generate(path, args.rows)
+    print(f"generated {args.rows:,} rows, {path.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - started:.1f}s")
+
+    source = f"bench-ingest-{args.rows}"
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "manage.py", "import_billing", str(path), "--source", source, "--no-progress"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    import_seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far: the import
+    if result.returncode != 0:
+        sys.exit(f"import failed:\n{result.stdout}\n{result.stderr}")
+    print(result.stdout.strip())
+
+    with open(path, newline="") as fh:
+        columns = next(csv.reader(fh))
+    copy_seconds = psql_copy(url, path, columns)
+    if not args.keep:
+        path.unlink()
+        folder.rmdir()
+
+    print(f"psql \\copy:     {copy_seconds:8.1f} s  {args.rows / copy_seconds:12,.0f} rows/s")
+    print(
+        f"import_billing: {import_seconds:8.1f} s  {args.rows / import_seconds:12,.0f} rows/s  "
+        f"peak memory {peak_mb:,.0f} MB"
+    )
+    print(f"ratio import/copy={import_seconds / copy_seconds:.2f}")
+
+
+if __name__ == "__main__":
+    main()
