@@ -4,4 +4,8 @@ from . import views
 
 app_name = "kpis"
 
-urlpatterns = [path("", views.OverviewView.as_view(), name="overview")]
+urlpatterns = [
+    path("", views.OverviewView.as_view(), name="overview"),
+    path("overview.csv", views.OverviewExportView.as_view(), name="overview-export"),
+    path("digest/send/", views.DigestSendView.as_view(), name="digest-send"),
+]

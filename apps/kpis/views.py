@@ -1,14 +1,44 @@
-from django.views.generic import TemplateView
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views import View
 
-from apps.accounts.permissions import RoleRequiredMixin
+from apps.accounts.permissions import AdminRequiredMixin, RoleRequiredMixin
+from apps.core.csvexport import csv_response
+from apps.core.http import request_period
 
-from .selectors import overview_tiles
+from .forms import KpiFilterForm
+from .selectors import KPI_HEADER, kpi_rows, overview
 
 
-class OverviewView(RoleRequiredMixin, TemplateView):
-    """The landing page: one tile per headline KPI, each linking to its page."""
+class OverviewView(RoleRequiredMixin, View):
+    """The landing page: one tile per headline KPI, each linking to its page; filters update the tiles."""
 
-    template_name = "kpis/overview.html"
+    def get(self, request):
+        form = KpiFilterForm(request.GET or None)
+        period = request_period(request)
+        tiles = overview(period=period, filters=form.filters() if form.is_bound else KpiFilterForm().filters())
+        template = "kpis/overview.html"
+        if request.htmx and not request.htmx.boosted and request.htmx.target == "kpi-tiles":
+            template += "#tiles"
+        return render(request, template, {"tiles": tiles, "filter_form": form if form.is_bound else KpiFilterForm()})
 
-    def get_context_data(self, **kwargs):
-        return super().get_context_data(tiles=overview_tiles(), **kwargs)
+
+class OverviewExportView(RoleRequiredMixin, View):
+    def get(self, request):
+        form = KpiFilterForm(request.GET or None)
+        period = request_period(request)
+        values = overview(period=period, filters=form.filters() if form.is_bound else KpiFilterForm().filters())
+        return csv_response(
+            f"opsportal-kpis-{period.key}.csv",
+            ["period", *KPI_HEADER],
+            ([period.key, *row] for row in kpi_rows(values)),
+        )
+
+
+class DigestSendView(AdminRequiredMixin, View):
+    def post(self, request):
+        from .tasks import weekly_digest_task
+
+        weekly_digest_task.delay_on_commit()
+        messages.success(request, "The KPI digest is being sent to every subscribed user.")
+        return redirect("core:settings")

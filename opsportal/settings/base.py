@@ -214,6 +214,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "kind" or "status" field with different choices: name their enums explicitly.
+    "ENUM_NAME_OVERRIDES": {
+        "EnvironmentKindEnum": "apps.catalog.models.Environment.Kind",
+        "LocationKindEnum": "apps.catalog.models.Location.Kind",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------------

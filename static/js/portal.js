@@ -16,5 +16,8 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
+  document.addEventListener("click", function (evt) {
+    if (evt.target.closest("[data-print]")) window.print();
+  });
   document.addEventListener("htmx:afterSettle", function (evt) { drawCharts(evt.target); });
 })();

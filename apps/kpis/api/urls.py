@@ -1,3 +1,7 @@
-"""API routes of this app, mounted under /api/v1/ (full paths here, e.g. "kpis/...")."""
+"""API routes of this app, mounted under /api/v1/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [path("kpis/", views.KpiListApi.as_view(), name="api-kpis")]
