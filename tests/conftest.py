@@ -6,6 +6,12 @@ from apps.accounts.roles import Role
 
 from .factories import UserFactory
 
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: they share one demo database that a flushing (transactional) test would empty."""
+    items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/"))
+
+
 ROLE_USERNAMES = {Role.EXECUTIVE: "exec", Role.PRODUCT_MANAGER: "pmuser", Role.ADMIN: "adminuser"}
 
 

@@ -2,6 +2,11 @@
 
 Playwright never downloads a browser here: it is pointed at the system chromium. Without chromium the
 tests skip, saying so, except under CI, where they must run.
+
+The demo organisation is loaded once per test session (``demo``) and served by one live server
+(``portal``); browser tests run after every other test (tests/conftest.py orders them), so no
+flushing test wipes the demo between them. They share that data: a test that changes something
+must not break another.
 """
 
 import os
@@ -49,10 +54,31 @@ def page(browser):
     context.close()
 
 
+@pytest.fixture(scope="session")
+def portal(django_db_setup, django_db_blocker):
+    """A live server on the test database for the whole session (like pytest-django's live_server,
+    without flushing the database after each test)."""
+    from pytest_django.live_server_helper import LiveServer
+
+    with django_db_blocker.unblock():
+        server = LiveServer("localhost")
+        server._live_server_modified_settings.enable()
+    yield server
+    server._live_server_modified_settings.disable()
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _browser_db_access(django_db_blocker):
+    """Browser tests and the server thread read and write the committed test database directly."""
+    with django_db_blocker.unblock():
+        yield
+
+
 @pytest.fixture
-def login(page, live_server):
+def login(page, portal):
     def do(username: str, password: str):
-        page.goto(f"{live_server.url}/accounts/login/")
+        page.goto(f"{portal.url}/accounts/login/")
         page.fill("#id_username", username)
         page.fill("#id_password", password)
         page.click("button[type=submit]")
@@ -65,9 +91,10 @@ def login(page, live_server):
 DEMO_PASSWORD = "opsportal-demo"
 
 
-@pytest.fixture
-def demo(db):
-    """The demo organisation and its data, loaded through the same paths `make run` uses."""
+@pytest.fixture(scope="session")
+def demo(django_db_setup, django_db_blocker):
+    """The demo organisation and its data, loaded once through the same paths `make run` uses."""
     from django.core.management import call_command
 
-    call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    with django_db_blocker.unblock():
+        call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115

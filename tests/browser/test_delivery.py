@@ -7,13 +7,13 @@ from django.utils import timezone
 
 from apps.core.periods import month_of
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser]
 
 PASSWORD = "opsportal-demo"
 FIGURES = ["fig-by-team", "fig-drivers", "fig-dora-0", "fig-dora-1", "fig-dora-2", "fig-dora-3"]
 
 
-def test_an_executive_reads_cost_per_feature_and_the_dora_metrics(demo, login, live_server):
+def test_an_executive_reads_cost_per_feature_and_the_dora_metrics(demo, login, portal):
     page = login("cfo", PASSWORD)
     page.click(".sidebar >> text=Functionality")
     page.wait_for_load_state("networkidle")

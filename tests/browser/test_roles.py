@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser]
 
 PASSWORD = "opsportal-demo"
 KPI_PAGES = ["Overview", "Unit cost", "Cost explorer", "Capacity", "Models", "Alerts", "Functionality", "Adoption"]
@@ -18,9 +18,9 @@ def _nav_labels(page) -> list[str]:
     ("username", "role_label", "sees_settings"),
     [("cfo", "Executive", False), ("pm", "Product manager", False), ("admin", "Admin", True)],
 )
-def test_role_sees_its_pages_and_cannot_reach_others(demo, login, live_server, username, role_label, sees_settings):
+def test_role_sees_its_pages_and_cannot_reach_others(demo, login, portal, username, role_label, sees_settings):
     page = login(username, PASSWORD)
-    assert page.url.rstrip("/") == live_server.url
+    assert page.url.rstrip("/") == portal.url
     assert page.locator("[data-testid=role]").inner_text() == role_label
     nav = _nav_labels(page)
     for label in KPI_PAGES:
@@ -36,7 +36,7 @@ def test_role_sees_its_pages_and_cannot_reach_others(demo, login, live_server, u
     assert "Billing sources" in page.locator("[data-testid=empty-state]").inner_text()
 
     # The settings page: admins configure, everyone else is refused with a clear page, never a crash.
-    response = page.goto(f"{live_server.url}/settings/")
+    response = page.goto(f"{portal.url}/settings/")
     if sees_settings:
         assert response.status == 200
         assert page.locator("h1").inner_text() == "Settings"
@@ -46,9 +46,9 @@ def test_role_sees_its_pages_and_cannot_reach_others(demo, login, live_server, u
         assert "do not have access" in page.locator("[data-testid=error-message]").inner_text()
 
 
-def test_period_picker_updates_the_page_with_htmx(demo, login, live_server):
+def test_period_picker_updates_the_page_with_htmx(demo, login, portal):
     page = login("cfo", PASSWORD)
-    page.goto(f"{live_server.url}/capacity/")
+    page.goto(f"{portal.url}/capacity/")
     options = page.locator("#period option")
     target_value = options.nth(2).get_attribute("value")
     target_label = options.nth(2).inner_text()
@@ -61,26 +61,26 @@ def test_period_picker_updates_the_page_with_htmx(demo, login, live_server):
     assert page.locator(".page-period").inner_text() == target_label
 
 
-def test_wrong_password_is_refused_with_a_message(demo, page, live_server):
-    page.goto(f"{live_server.url}/accounts/login/")
+def test_wrong_password_is_refused_with_a_message(demo, page, portal):
+    page.goto(f"{portal.url}/accounts/login/")
     page.fill("#id_username", "cfo")
     page.fill("#id_password", "wrong")
     page.click("button[type=submit]")
     assert "did not match" in page.locator(".msg-error").inner_text()
 
 
-def test_anonymous_visitor_is_sent_to_login(page, live_server, db):
-    page.goto(f"{live_server.url}/costs/")
+def test_anonymous_visitor_is_sent_to_login(page, portal):
+    page.goto(f"{portal.url}/costs/")
     assert "/accounts/login/" in page.url
     assert page.locator("#id_username").is_visible()
 
 
-def test_admin_reaches_the_admin_site_and_an_executive_does_not(demo, login, live_server):
+def test_admin_reaches_the_admin_site_and_an_executive_does_not(demo, login, portal):
     page = login("admin", PASSWORD)
-    page.goto(f"{live_server.url}/admin/catalog/service/")
+    page.goto(f"{portal.url}/admin/catalog/service/")
     assert "Select service to change" in page.content()
     page.context.clear_cookies()
     page = login("cio", PASSWORD)
-    page.goto(f"{live_server.url}/admin/catalog/service/")
+    page.goto(f"{portal.url}/admin/catalog/service/")
     assert "/admin/login/" in page.url
     assert "not authorized" in page.content()

@@ -15,9 +15,14 @@ from django.core.management.base import BaseCommand
 class Command(BaseCommand):
     help = "Load the demo retailer (Meridian Markets) with its users, catalog and data."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--only", nargs="+", metavar="APP", help="Load only these apps' demo data (e.g. accounts catalog billing)."
+        )
+
+    def handle(self, *args, only=None, **options):
         for config in apps.get_app_configs():
-            if not config.name.startswith("apps."):
+            if not config.name.startswith("apps.") or (only and config.label not in only):
                 continue
             try:
                 module = importlib.import_module(f"{config.name}.demo")
