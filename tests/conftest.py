@@ -8,8 +8,17 @@ from .factories import UserFactory
 
 
 def pytest_collection_modifyitems(config, items):
-    """Browser tests last: they share one demo database that a flushing (transactional) test would empty."""
-    items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/"))
+    """Browser tests last: they share one demo database that a flushing (transactional) test would empty.
+
+    Among them, those that build their own data (and flush it afterwards) come before those that read
+    the demo, which is loaded once, when the first of them starts.
+    """
+
+    def order(item):
+        is_browser = "tests/browser/" in item.nodeid.replace("\\", "/")
+        return (is_browser, is_browser and "demo" in getattr(item, "fixturenames", ()))
+
+    items.sort(key=order)
 
 
 ROLE_USERNAMES = {Role.EXECUTIVE: "exec", Role.PRODUCT_MANAGER: "pmuser", Role.ADMIN: "adminuser"}

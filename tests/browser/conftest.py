@@ -69,10 +69,18 @@ def portal(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(autouse=True)
-def _browser_db_access(django_db_blocker):
-    """Browser tests and the server thread read and write the committed test database directly."""
+def _browser_db_access(request, django_db_blocker):
+    """Browser tests and the server thread read and write the committed test database directly.
+
+    A test that does not use the demo builds its own data: the database is emptied after it, so the
+    demo tests (which run later) start from the demo alone.
+    """
     with django_db_blocker.unblock():
         yield
+        if "demo" not in request.fixturenames:
+            from django.core.management import call_command
+
+            call_command("flush", "--noinput", verbosity=0)
 
 
 @pytest.fixture
