@@ -4,4 +4,7 @@ from . import views
 
 app_name = "telemetry"
 
-urlpatterns = [path("", views.ModelTelemetryView.as_view(), name="models")]
+urlpatterns = [
+    path("", views.ModelTelemetryView.as_view(), name="models"),
+    path("export.csv", views.ModelTelemetryCsvView.as_view(), name="models-csv"),
+]

@@ -185,6 +185,10 @@ if not DEBUG:
     # /healthz is polled over plain HTTP by load balancers and orchestrators.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# --- Telemetry ------------------------------------------------------------------------------------
+TELEMETRY_RAW_RETENTION_DAYS = env.int("OPSPORTAL_TELEMETRY_RAW_RETENTION_DAYS", default=35)
+TELEMETRY_HOURLY_RETENTION_DAYS = env.int("OPSPORTAL_TELEMETRY_HOURLY_RETENTION_DAYS", default=400)
+
 # --- Email ----------------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
 vars().update(EMAIL_CONFIG)

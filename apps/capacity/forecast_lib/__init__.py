@@ -1,0 +1,1 @@
+"""Numerical engine behind ``apps.capacity.forecasting``: series alignment, features, models and intervals."""
