@@ -8,7 +8,7 @@ import contextlib
 import csv
 import gzip
 import io
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -33,7 +33,10 @@ from apps.billing.formats import (
     keep_from_actual_cost,
     required_columns,
 )
-from apps.billing.formats.values import parse_datetime, parse_decimal
+from apps.billing.formats.base import DATETIME_COLUMNS, DECIMAL_COLUMNS, ENUMERATIONS, KEY_VALUE_COLUMNS, CellError
+from apps.billing.formats.conformance import ConformanceReport
+from apps.billing.formats.focus import FocusMapper
+from apps.billing.formats.values import Cells, Columns, parse_datetime, parse_decimal
 
 from . import fixtures_gen as gen
 
@@ -599,3 +602,251 @@ def test_a_damaged_parquet_file_only_raises_billing_file_errors(small_parquet, c
     data = bytearray(small_parquet[: max(cut % len(small_parquet), 4)])
     data[flip % len(data)] ^= 0xFF
     _consume(bytes(data), "focus")
+
+
+# --- large files: values repeat from row to row -----------------------------------------------------------
+# The FOCUS reader keeps parsed amounts, date/times and tags for the file and tallies rows whose quirks
+# repeat; none of that may change what a row holds or what the report says.
+
+
+def _sample_records() -> tuple[list[str], list[list[str]]]:
+    with SAMPLE.open(encoding="utf-8", newline="") as handle:
+        header, *records = csv.reader(handle)
+    return header, records
+
+
+def _csv_bytes(header: list[str], records: list[list[str]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, *records])
+    return buffer.getvalue().encode("utf-8")
+
+
+def test_repeated_rows_report_every_quirk_of_every_row(sample):
+    header, records = _sample_records()
+    data = _csv_bytes(header, records * 3)
+    rows, reader = read(io.BytesIO(data), "focus", filename="three-times.csv")
+    assert len(rows) == 3000 and [row.row for row in rows[:2]] == [2, 3]
+    assert sum(row.billed_cost for row in rows) == 3 * sum(row.billed_cost for row in sample[0])
+    # Counted from the raw cells: one null-literal note per NULL cell, one empty-string note per blank one.
+    null_cells = Counter(header[i] for record in records for i, cell in enumerate(record) if cell == "NULL")
+    blank_cells = Counter(header[i] for record in records for i, cell in enumerate(record) if not cell.strip())
+    report = reader.report
+    assert report.rows("null-literal") == 3 * sum(1 for record in records if "NULL" in record)
+    assert dict(report.findings["null-literal"].columns) == {c: 3 * n for c, n in null_cells.items()}
+    assert report.rows("empty-string") == 3 * sum(1 for record in records if any(not c.strip() for c in record))
+    assert dict(report.findings["empty-string"].columns) == {c: 3 * n for c, n in blank_cells.items()}
+    assert report.rows("datetime-format") == 3000
+    assert report.findings["datetime-format"].columns == Counter(
+        dict.fromkeys(["BillingPeriodEnd", "BillingPeriodStart", "ChargePeriodEnd", "ChargePeriodStart"], 3000)
+    )
+    first_nulls = [header[i] for i, cell in enumerate(records[0]) if cell == "NULL"][:5]
+    assert [(e.row, e.column) for e in report.findings["null-literal"].examples] == [(2, c) for c in first_nulls]
+    assert report.rows("list-cost") == 3 * sample[1].report.rows("list-cost")
+
+
+def test_rows_with_the_same_tags_do_not_share_them(tmp_path):
+    tags = '{"team": "web", "env": "prod"}'
+    path = focus_csv(tmp_path / "tags.csv", rows=3, changes={i: {"Tags": tags} for i in range(3)})
+    rows, _ = read(path, "focus")
+    rows[0].tags["team"] = "changed"
+    assert rows[1].tags == rows[2].tags == {"team": "web", "env": "prod"}
+    assert rows[1].billing_period_start == rows[2].billing_period_start == datetime(2024, 9, 1, tzinfo=UTC)
+
+
+def test_a_bad_cell_after_many_good_ones_is_still_named(tmp_path):
+    header, records = _sample_records()
+    records = [list(record) for record in records * 2]
+    at = header.index("ListCost")
+    records[1500][at] = "12,50"
+    error = rejection(io.BytesIO(_csv_bytes(header, records)), "focus", "late.csv")
+    expected = "a decimal such as 12.50"
+    assert str(error) == f"late.csv row 1502, column ListCost: '12,50' is not a number (expected {expected})"
+
+
+def test_the_report_can_be_read_while_rows_stream(sample_head):
+    reader = BillingFileReader(io.BytesIO(sample_head), fmt="focus")
+    for row in reader.rows():
+        assert reader.report.rows("datetime-format") == row.row - 1  # every row so far, this one included
+    _, whole = read(io.BytesIO(sample_head), "focus")
+    assert reader.report.as_list() == whole.report.as_list()
+
+
+def test_column_names_are_data_never_code(tmp_path):
+    header, records = _sample_records()
+    odd = ['x_say "hi"', "x_'); raise SystemExit('", "x_{v0}", "x_line\nbreak", "x_\\"]
+    data = _csv_bytes([*header, *odd], [[*record, *odd] for record in records[:5]])
+    rows, reader = read(io.BytesIO(data), "focus")
+    ids = [record[header.index("Id")] for record in records[:5]]
+    assert [row.extras for row in rows] == [{"Id": id_} | {name: name for name in odd} for id_ in ids]
+    assert reader.report.findings["column-prefix"].columns == Counter({"Id": 1})
+
+
+def test_caches_that_fill_up_change_nothing(monkeypatch, sample_head):
+    full_rows, full = read(io.BytesIO(sample_head), "focus")
+    monkeypatch.setattr(Cells, "CACHED", 3)
+    monkeypatch.setattr(Cells, "CACHED_KEY_VALUES", 2)
+    monkeypatch.setattr(ConformanceReport, "PATTERNS", 2)
+    rows, reader = read(io.BytesIO(sample_head), "focus")
+    assert [repr(row) for row in rows] == [repr(row) for row in full_rows]
+    assert reader.report.as_list() == full.report.as_list()
+
+
+# The FOCUS reader's fast path against reading the same record one cell at a time through Cells, with
+# the complete rules: both must give the same values, the same errors and the same notes.
+# Nullable columns first, so that they are read even when a required cell further on rejects the row.
+FOCUS_FUZZ_COLUMNS = [
+    "Tags",
+    "RegionName",
+    "ChargeCategory",
+    "ChargeFrequency",
+    "ListCost",
+    "x_Custom",
+    "Other",
+    "BilledCost",
+    "EffectiveCost",
+    "BillingCurrency",
+    "BillingPeriodStart",
+    "BillingPeriodEnd",
+    "ChargePeriodStart",
+    "ChargePeriodEnd",
+]
+
+
+def _read_cell_by_cell(header: list[str], records: list[list[str]]) -> tuple[list, list]:
+    report = ConformanceReport()
+    cells = Cells(Columns(header), report, placeholders=FocusMapper.placeholders, focus_rules=True)
+    required = set(FocusMapper.required)
+    results: list = []
+    for number, record in enumerate(records, start=2):
+        cells.load(number, record)
+        values, extras = {}, {}
+        try:
+            for column in header:
+                if column in DECIMAL_COLUMNS:
+                    value = cells.decimal(column, required=column in required)
+                elif column in DATETIME_COLUMNS:
+                    value = cells.datetime(column, required=column in required)
+                elif column in KEY_VALUE_COLUMNS:
+                    value = cells.key_values(column)
+                elif column in ENUMERATIONS:
+                    value = cells.enum(column, ENUMERATIONS[column])
+                elif column in FOCUS_COLUMNS:
+                    value = cells.text(column, required=column in required, expected="a currency code such as USD")
+                else:
+                    continue
+                values[FOCUS_COLUMNS[column]] = value
+            for column in header:
+                if column not in FOCUS_COLUMNS and (value := cells.text(column)) is not None:
+                    extras[column] = value
+        except CellError as exc:
+            results.append(("error", exc.column, exc.value, exc.problem, exc.expected))
+            continue
+        results.append(repr({**values, "extras": extras | cells.extras}))
+    return results, report.as_list()
+
+
+def _read_with_mapper(header: list[str], records: list[list[str]], *, text_only: bool) -> tuple[list, list]:
+    report = ConformanceReport()
+    mapper = FocusMapper(header, report, text_only=text_only)
+    names = [FOCUS_COLUMNS[column] for column in header if column in FOCUS_COLUMNS]
+    results: list = []
+    for number, record in enumerate(records, start=2):
+        try:
+            row = mapper.read(number, record)
+        except CellError as exc:
+            results.append(("error", exc.column, exc.value, exc.problem, exc.expected))
+            continue
+        results.append(repr({name: getattr(row, name) for name in names} | {"extras": row.extras}))
+    file_level = {"column-prefix", "mandatory-column-missing"}
+    return results, [finding for finding in report.as_list() if finding["rule"] not in file_level]
+
+
+FOCUS_CELLS = st.one_of(
+    st.sampled_from(EDGE_CELLS),
+    st.sampled_from(['{" a": "1", "a": "2"}', '{"k": 1.5}', '"k": "v"', '{"k": [1]}', "0.00", "-0", "usage-based"]),
+    st.text(max_size=8),
+)
+# Mostly readable values in the required columns, so that many rows are read to the end.
+READABLE = {
+    "decimal": st.sampled_from(["12.50", "0", "-0.0001", "1e5", "35.2E-7", " 7 "]),
+    "datetime": st.sampled_from(["2024-01-31T00:00:00Z", "2024-01-31 00:00:00", "2024-02-01", "01/31/2024"]),
+    "currency": st.sampled_from(["USD", "usd"]),
+}
+FOCUS_ROW = st.tuples(
+    *[FOCUS_CELLS] * 7,
+    *[st.one_of(READABLE["decimal"], READABLE["decimal"], READABLE["decimal"], FOCUS_CELLS)] * 2,
+    st.one_of(READABLE["currency"], READABLE["currency"], READABLE["currency"], FOCUS_CELLS),
+    *[st.one_of(READABLE["datetime"], READABLE["datetime"], READABLE["datetime"], FOCUS_CELLS)] * 4,
+)
+
+
+# Values a Parquet file can hold besides text.
+TYPED_VALUES = [None, 0, 1.5, Decimal("2.50"), datetime(2024, 1, 31, tzinfo=UTC), b"x", [("k", "v")], {"k": 1}, True]
+
+
+@PROPERTY_SETTINGS
+@given(
+    rows=st.lists(FOCUS_ROW, min_size=1, max_size=3),
+    repeat=st.integers(min_value=1, max_value=3),
+    text_only=st.booleans(),  # a CSV file's reader, or one for Parquet, whose values may be of any type
+    typed=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=len(FOCUS_FUZZ_COLUMNS) - 1), st.sampled_from(TYPED_VALUES)),
+        max_size=4,
+    ),
+)
+def test_the_focus_reader_agrees_with_reading_cell_by_cell(rows, repeat, text_only, typed):
+    records = [list(row) for row in rows] * repeat  # repeated texts take the paths for values read before
+    if not text_only:
+        for position, value in typed:
+            records[-1][position] = value
+    expected = _read_cell_by_cell(FOCUS_FUZZ_COLUMNS, records)
+    assert _read_with_mapper(FOCUS_FUZZ_COLUMNS, records, text_only=text_only) == expected
+
+
+# The report tallies rows whose notes repeat; it must say what noting each finding in turn would say.
+def _findings_note_by_note(notes: list[tuple[str, int | None, str | None, str | None]]) -> list:
+    findings: dict[str, dict] = {}
+    for rule, row, column, value in notes:
+        finding = findings.setdefault(rule, {"rows": 0, "last": "none yet", "columns": {}, "examples": []})
+        if row is None or row != finding["last"]:
+            finding["rows"] += 1
+            finding["last"] = row
+        if column:
+            finding["columns"][column] = finding["columns"].get(column, 0) + 1
+        if len(finding["examples"]) < 5:
+            finding["examples"].append((row, column, None if value is None else repr(value)))
+    return [(rule, f["rows"], list(f["columns"].items()), f["examples"]) for rule, f in findings.items()]
+
+
+def _findings_of(report) -> list:
+    return [
+        (rule, f.rows, list(f.columns.items()), [(e.row, e.column, e.value) for e in f.examples])
+        for rule, f in report.findings.items()
+    ]
+
+
+NOTE = st.tuples(
+    st.integers(min_value=0, max_value=2),  # rows to move on by
+    st.sampled_from(["null-literal", "empty-string", "enum-case"]),
+    st.sampled_from(["A", "B", "C", None]),
+    st.sampled_from(["x", "y", None]),
+    st.booleans(),  # read the report after this note
+)
+
+
+@PROPERTY_SETTINGS
+@given(file_notes=st.lists(st.sampled_from(["A", "B"]), max_size=2), steps=st.lists(NOTE, max_size=120))
+def test_the_report_says_what_noting_one_by_one_says(file_notes, steps):
+    report = ConformanceReport()
+    noted: list[tuple[str, int | None, str | None, str | None]] = []
+    for column in file_notes:
+        report.note("column-prefix", row=None, column=column)
+        noted.append(("column-prefix", None, column, None))
+    row = 2
+    for move, rule, column, value, look in steps:
+        row += move
+        report.note(rule, row=row, column=column, value=value)
+        noted.append((rule, row, column, value))
+        if look:
+            assert _findings_of(report) == _findings_note_by_note(noted)
+    assert _findings_of(report) == _findings_note_by_note(noted)

@@ -250,8 +250,8 @@ class AwsCurLegacyMapper(AwsCurMapper):
     label = "AWS Cost and Usage Report (legacy CUR)"
     TAG_PREFIX = "resourceTags/"
 
-    def __init__(self, header: Sequence[str], report: ConformanceReport) -> None:
-        super().__init__(header, report)
+    def __init__(self, header: Sequence[str], report: ConformanceReport, *, text_only: bool = False) -> None:
+        super().__init__(header, report, text_only=text_only)
         # resourceTags/user:team -> "team"; AWS-defined tags keep their prefix: resourceTags/aws:createdBy.
         self._tag_columns = [
             (column, column[len(self.TAG_PREFIX) :].removeprefix("user:"))

@@ -6,13 +6,16 @@ from decimal import Decimal
 from typing import Any
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class NormalizedRow:
     """One billing line item as FOCUS 1.2 columns (plus the nullable 1.3 additions), in snake_case.
 
     Money and quantities are ``Decimal``; date/times are timezone-aware UTC with half-open periods
     (``start`` inclusive, ``end`` exclusive); key-value columns are dicts. ``extras`` holds custom
     (``x_``) and unmapped source columns, with JSON-serialisable values.
+
+    Build it with keyword arguments; only the FOCUS reader passes positional ones, in field order
+    (with some 70 fields, keyword matching costs several times the construction itself).
     """
 
     row: int  # position in the source file, counting the header as row 1

@@ -20,7 +20,9 @@ class FormatMapper(ABC):
     placeholders: ClassVar[frozenset[str]] = frozenset()
     focus_rules: ClassVar[bool] = False  # apply the FOCUS format rules (null spelling, date/time form)
 
-    def __init__(self, header: Sequence[str], report: ConformanceReport) -> None:
+    def __init__(self, header: Sequence[str], report: ConformanceReport, *, text_only: bool = False) -> None:
+        """``text_only``: every value the records hold is a str (as in CSV files), never None or a number."""
+        self.text_only = text_only
         self.columns = self.find_columns(header)
         self.cells = Cells(self.columns, report, placeholders=self.placeholders, focus_rules=self.focus_rules)
 

@@ -68,7 +68,7 @@ class BillingFileReader:
         try:
             self.columns = self._source.columns
             self.format = self._check_format(fmt)
-            self._mapper = MAPPERS[self.format](self.columns, self.report)
+            self._mapper = MAPPERS[self.format](self.columns, self.report, text_only=self._source.text_only)
         except BaseException:
             self._source.close()
             raise
@@ -106,20 +106,24 @@ class BillingFileReader:
 
     def rows(self) -> Iterator[NormalizedRow]:
         """The file's rows, once; the file is closed when the iteration ends."""
+        read, check, periods = self._mapper.read, self._checker.check, self.billing_periods
+        start = end = None  # the last billing period added to billing_periods
         try:
             for number, record in self._source.records():
                 self.rows_read += 1
-                if isinstance(record, RowError):
+                if record.__class__ is RowError:
                     self._reject(record)
                     continue
                 try:
-                    row = self._mapper.read(number, record)
+                    row = read(number, record)
                 except CellError as exc:
                     self._reject(exc.at(number))
                     continue
                 self._check_currency(row)
-                self._checker.check(row)
-                self.billing_periods.add(row.billing_period)
+                check(row)
+                if row.billing_period_start is not start or row.billing_period_end is not end:
+                    start, end = row.billing_period
+                    periods.add((start, end))
                 if not self.errors:
                     yield row
             if self.errors:
@@ -137,6 +141,8 @@ class BillingFileReader:
             raise BillingFileError.from_row_errors(self.filename, self.errors, stopped_early=True)
 
     def _check_currency(self, row: NormalizedRow) -> None:
+        if row.billing_currency == self.currency:
+            return
         if self.currency is None:
             self.currency, self._currency_row = row.billing_currency, row.row
         elif row.billing_currency != self.currency:

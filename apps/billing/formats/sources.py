@@ -7,7 +7,7 @@ import io
 import os
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from .base import BillingFileError, RowError
@@ -17,9 +17,12 @@ PARQUET_MAGIC = b"PAR1"
 ZIP_MAGIC = b"PK\x03\x04"
 PARQUET_BATCH_ROWS = 10_000
 EXPECTED_FILE = "CSV (optionally gzip-compressed) or Parquet"
+# What a damaged or mis-encoded stream raises while it is read (gzip.BadGzipFile is an OSError).
+_STREAM_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError, csv.Error)
 
 Source = str | os.PathLike[str] | IO[bytes]
-Record = dict[str, Any] | RowError
+# A record's values in the order of the source's columns, or why the record cannot be read.
+Record = Sequence[Any] | RowError
 
 
 class _RawReader(io.RawIOBase):
@@ -53,9 +56,13 @@ def _peek(stream: IO[bytes]) -> tuple[IO[bytes], bytes]:
 
 
 class TableSource(ABC):
-    """A file's column names and an iterator over its records, numbered as a spreadsheet numbers rows."""
+    """A file's column names and an iterator over its records, numbered as a spreadsheet numbers rows.
+
+    Each record holds one value per column, in the order of ``columns``.
+    """
 
     columns: list[str]
+    text_only = False  # whether every value is a str
 
     @abstractmethod
     def records(self) -> Iterator[tuple[int, Record]]: ...
@@ -95,6 +102,8 @@ def _check_header(filename: str, columns: list[str]) -> None:
 
 
 class CsvSource(TableSource):
+    text_only = True
+
     def __init__(self, stream: IO[bytes], filename: str, *, owned: bool, compressed: bool) -> None:
         self.filename = filename
         self._stream = stream
@@ -114,47 +123,46 @@ class CsvSource(TableSource):
 
     def _next(self) -> list[str] | None:
         """The next CSV record; stream damage becomes a BillingFileError naming the row reached."""
-        row = self._row + 1
         try:
             record = next(self._reader)
         except StopIteration:
             return None
-        except EOFError:
-            raise BillingFileError(
+        except _STREAM_ERRORS as exc:
+            raise self._damaged(exc, self._row + 1) from None
+        self._row += 1
+        return record
+
+    def _damaged(self, exc: Exception, row: int) -> BillingFileError:
+        if isinstance(exc, EOFError):
+            return BillingFileError(
                 self.filename,
                 "the gzip data ends early: the file is truncated",
                 row=row,
                 expected="a complete gzip file",
-            ) from None
-        except (gzip.BadGzipFile, zlib.error) as exc:
-            raise BillingFileError(self.filename, f"the gzip data is damaged ({exc})", row=row) from None
-        except UnicodeDecodeError:
-            raise BillingFileError(
+            )
+        if isinstance(exc, gzip.BadGzipFile | zlib.error):
+            return BillingFileError(self.filename, f"the gzip data is damaged ({exc})", row=row)
+        if isinstance(exc, UnicodeDecodeError):
+            return BillingFileError(
                 self.filename, "is not UTF-8 text", row=row, expected="a UTF-8 CSV file, with or without BOM"
-            ) from None
-        except csv.Error as exc:
-            raise BillingFileError(self.filename, f"is not valid CSV ({exc})", row=row) from None
-        self._row = row
-        return record
+            )
+        return BillingFileError(self.filename, f"is not valid CSV ({exc})", row=row)
 
     def records(self) -> Iterator[tuple[int, Record]]:
         width = len(self.columns)
-        while (values := self._next()) is not None:
-            if not values:
-                continue  # a blank line
-            if len(values) != width:
-                yield (
-                    self._row,
-                    RowError(
-                        self._row,
-                        None,
-                        None,
-                        f"has {len(values)} fields but the header has {width}",
-                        f"{width} fields per row",
-                    ),
-                )
-            else:
-                yield self._row, dict(zip(self.columns, values, strict=True))
+        row = self._row
+        try:
+            for values in self._reader:
+                row += 1
+                if len(values) == width:
+                    yield row, values
+                elif values:  # a blank line has no values and is skipped
+                    problem = f"has {len(values)} fields but the header has {width}"
+                    yield row, RowError(row, None, None, problem, f"{width} fields per row")
+        except _STREAM_ERRORS as exc:
+            raise self._damaged(exc, row + 1) from None
+        finally:
+            self._row = row
 
     def close(self) -> None:
         if self._closed:
@@ -195,10 +203,10 @@ class ParquetSource(TableSource):
                 if batch is None:
                     return
                 # Nested columns become dotted names (service.description), as BigQuery's CSV export writes them.
-                records = _flatten(pa.Table.from_batches([batch])).to_pylist()
+                columns = [column.to_pylist() for column in _flatten(pa.Table.from_batches([batch])).columns]
             except Exception as exc:  # damaged pages and values Python cannot hold (year 10000...)
                 raise BillingFileError(self.filename, f"the Parquet data cannot be read ({exc})", row=row + 1) from None
-            for record in records:
+            for record in zip(*columns, strict=True):
                 row += 1
                 yield row, record
 

@@ -5,7 +5,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .base import DATETIME_EXPECTED, DECIMAL_EXPECTED, CellError, show
@@ -26,9 +26,18 @@ _STRICT_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", re.ASCII)
 _US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?: (\d{1,2}):(\d{2})(?::(\d{2}))? ?([AaPp][Mm])?)?", re.ASCII)
 
 
+# Text made of these characters only is a plain decimal exactly when Decimal() accepts it.
+PLAIN_DECIMAL_CHARS = "0123456789.+-"
+
+
 def parse_decimal(value: object) -> Decimal:
     """A Decimal from text (or a Parquet number), never through float arithmetic; ValueError if not a number."""
     if isinstance(value, str):
+        if value and not value.strip(PLAIN_DECIMAL_CHARS):  # the common case, without the regular expression
+            try:
+                return Decimal(value)
+            except InvalidOperation:
+                raise ValueError(value) from None
         text = value.strip()
         if not _DECIMAL.fullmatch(text):
             raise ValueError(value)
@@ -96,16 +105,21 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # NaN and Infinity: Python's json accepts them, JSON does not
 
 
+class _Pairs(list):
+    """A decoded JSON object as its key/value pairs, so duplicate keys can be reported."""
+
+
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant, object_pairs_hook=_Pairs)
+
+
 def loads(text: str) -> Any:
     """JSON with numbers as Decimal (no float) and duplicate keys kept as pairs for the caller to judge."""
     try:
+        if isinstance(text, str) and not text.startswith("\ufeff"):
+            return _DECODER.decode(text)  # json.loads would build a new decoder for every call
         return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant, object_pairs_hook=_Pairs)
     except RecursionError as exc:
         raise ValueError("nested too deeply") from exc
-
-
-class _Pairs(list):
-    """A decoded JSON object as its key/value pairs, so duplicate keys can be reported."""
 
 
 def _with_dicts(value: Any) -> Any:
@@ -145,6 +159,7 @@ class Columns:
         rename: Callable[[str], str] | None = None,
     ) -> None:
         self.header = list(header)
+        self.index = {name: position for position, name in enumerate(self.header)}  # a record's value positions
         self._present = set(self.header)
         self._lower = {name.lower(): name for name in self.header} if case_insensitive else {}
         self._aliases = aliases or {}
@@ -180,8 +195,16 @@ class Columns:
 class Cells:
     """Typed access to the cells of the current record, recording conformance findings as it reads.
 
-    One instance is reused for every record of a file; ``load`` points it at the next record.
+    One instance is reused for every record of a file; ``load`` points it at the next record (its values
+    in header order). Amounts, date/times and key-value cells repeat from row to row, so their parsed forms
+    are kept for the file, a bounded number of them; repeated values share one Decimal or datetime.
     """
+
+    # Parsed texts kept: amounts and date/times, key-value texts (up to CACHED_TEXT characters long).
+    # A cache that is full starts over, so memory stays within a few megabytes however long the file.
+    CACHED = 8192
+    CACHED_KEY_VALUES = 4096
+    CACHED_TEXT = 1024
 
     def __init__(
         self,
@@ -198,32 +221,61 @@ class Cells:
         self.focus_rules = focus_rules
         self.row = 0
         self.extras: dict[str, Any] = {}
-        self._record: Mapping[str, Any] = {}
+        self.record: Sequence[Any] = ()
+        self._slots: dict[str, tuple[str, int | None]] = {}
+        # Text that text() returns as it is only when it is none of these (nor whitespace).
+        self.special = placeholders | {NULL_LITERAL, ""}
+        # Parsed texts: decimal text -> value, date/time text -> (UTC moment, written in the strict FOCUS
+        # form), key-value text -> (dict, notes it gives as (rule, value)).
+        self.decimals: dict[str, Decimal] = {}
+        self.datetimes: dict[str, tuple[datetime, bool]] = {}
+        self.key_value_texts: dict[str, tuple[dict[str, Any], tuple[tuple[str, str], ...]]] = {}
 
-    def load(self, row: int, record: Mapping[str, Any]) -> None:
+    def load(self, row: int, record: Sequence[Any]) -> None:
         self.row = row
-        self._record = record
+        self.record = record
         self.extras = {}
+        self.report.start_row(row)
 
     def note(self, rule: str, column: str, value: object = None) -> None:
         self.report.note(rule, row=self.row, column=column, value=value)
 
+    def slot(self, name: str) -> tuple[str, int | None]:
+        """The column's header spelling (or the expected one) and its position in a record, None if absent."""
+        try:
+            return self._slots[name]
+        except KeyError:
+            column = self.columns.find(name)
+            slot = (self.columns.label(name), None) if column is None else (column, self.columns.index[column])
+            self._slots[name] = slot
+            return slot
+
     def _get(self, name: str) -> tuple[str, Any]:
         """The column's header spelling and its value, with written-out nulls turned into None."""
-        column = self.columns.find(name)
-        if column is None:
-            return self.columns.label(name), None
-        value = self._record.get(column)
+        column, position = self._slots.get(name) or self.slot(name)
+        if position is None:
+            return column, None
+        return column, self._value(column, self.record[position])
+
+    def _value(self, column: str, value: Any) -> Any:
+        """A cell's value, with written-out nulls noted and turned into None."""
         if value.__class__ is not str or (value and not value.isspace() and value != NULL_LITERAL):
-            return column, value
+            return value
         if value == NULL_LITERAL:
             self.note("null-literal", column, value)
         elif self.focus_rules:
             self.note("empty-string", column, value)
-        return column, None
+        return None
 
     def text(self, name: str, *, required: bool = False, expected: str = "a value") -> str | None:
-        column, value = self._get(name)
+        column, position = self._slots.get(name) or self.slot(name)
+        if position is None:
+            value = None
+        else:
+            value = self.record[position]
+            if value.__class__ is str and value not in self.special and not value.isspace():
+                return value  # the common case: written text that needs no note
+            value = self._value(column, value)
         if value is None:
             if required:
                 raise CellError(column, None, "the value is empty", expected)
@@ -253,7 +305,19 @@ class Cells:
         return value
 
     def decimal(self, name: str, *, required: bool = False) -> Decimal | None:
-        column, value = self._get(name)
+        column, position = self._slots.get(name) or self.slot(name)
+        if position is None:
+            value = None
+        else:
+            value = self.record[position]
+            if value.__class__ is str:
+                number = self.decimals.get(value)
+                if number is not None:  # text read before: a plain decimal, so no note is due
+                    return number
+                number = self.plain_decimal(value)
+                if number is not None:
+                    return number
+            value = self._value(column, value)
         if value is None:
             if required:
                 raise CellError(column, None, "the value is empty", DECIMAL_EXPECTED)
@@ -263,16 +327,42 @@ class Cells:
         except ValueError:
             raise CellError(column, value, f"{show(value)} is not a number", DECIMAL_EXPECTED) from None
 
+    def plain_decimal(self, text: str) -> Decimal | None:
+        """The value of text written as a plain decimal (kept for the next time), else None."""
+        if not text or text.strip(PLAIN_DECIMAL_CHARS):
+            return None
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            return None
+        if len(self.decimals) >= self.CACHED:
+            self.decimals.clear()
+        self.decimals[text] = number
+        return number
+
     def datetime(self, name: str, *, required: bool = False) -> datetime | None:
+        column, position = self._slots.get(name) or self.slot(name)
+        if position is not None:
+            value = self.record[position]
+            parsed = self.datetimes.get(value) if value.__class__ is str else None
+            if parsed is not None:  # text read before: never null, so no null note is due
+                if not parsed[1] and self.focus_rules:
+                    self.note("datetime-format", column, value)
+                return parsed[0]
         column, value = self._get(name)
         if value is None:
             if required:
                 raise CellError(column, None, "the value is empty", DATETIME_EXPECTED)
             return None
         try:
-            moment, strict = parse_datetime(value)
+            parsed = parse_datetime(value)
         except ValueError:
             raise CellError(column, value, f"{show(value)} is not a date/time", DATETIME_EXPECTED) from None
+        if value.__class__ is str:
+            if len(self.datetimes) >= self.CACHED:
+                self.datetimes.clear()
+            self.datetimes[value] = parsed
+        moment, strict = parsed
         if not strict and self.focus_rules:
             self.note("datetime-format", column, value)
         return moment
@@ -300,28 +390,44 @@ class Cells:
         column, value = self._get(name)
         if value is None:
             return None
+        if value.__class__ is str:
+            known = self.key_value_texts.get(value)
+            if known is not None:
+                result, notes = known
+                for rule, noted in notes:
+                    self.note(rule, column, noted)
+                return dict(result)  # every row gets its own dict
         if isinstance(value, dict):
             pairs: Iterable[tuple[Any, Any]] = value.items()
         elif isinstance(value, list) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
             pairs = value  # a Parquet map column
         elif isinstance(value, str):
-            parsed = self._parse_key_values(column, value)
+            notes: list[tuple[str, str]] = []
+            parsed = self._parse_key_values(value, notes)
             if parsed is None:
+                self._note_all(column, notes)
                 self.note("key-value-unparseable", column, value)
                 self.extras[f"x_Unparsed{column}"] = value
                 return None
-            pairs = parsed
+            result = self._merge(parsed, notes)
+            self._note_all(column, notes)
+            # Only flat results are kept: the copies handed out then share nothing that can change.
+            if len(value) <= self.CACHED_TEXT and not _has_rule(notes, "key-value-format"):
+                if len(self.key_value_texts) >= self.CACHED_KEY_VALUES:
+                    self.key_value_texts.clear()
+                self.key_value_texts[value] = (dict(result), tuple(notes))
+            return result
         else:
             self.note("key-value-unparseable", column, value)
             return None
         return self.merge_pairs(column, pairs)
 
-    def _parse_key_values(self, column: str, text: str) -> list[tuple[Any, Any]] | None:
+    def _parse_key_values(self, text: str, notes: list[tuple[str, str]]) -> list[tuple[Any, Any]] | None:
         body = text.strip()
         if not body.startswith("{"):
             # Azure writes the object's members without the braces: "k": "v","k2": "v2"
             if self.focus_rules:
-                self.note("key-value-braces", column, text)
+                notes.append(("key-value-braces", text))
             body = "{" + body + "}"
         try:
             parsed = loads(body)
@@ -329,22 +435,39 @@ class Cells:
             return None
         return parsed if isinstance(parsed, _Pairs) else None
 
+    def _note_all(self, column: str, notes: list[tuple[str, str]]) -> None:
+        for rule, value in notes:
+            self.note(rule, column, value)
+
     def merge_pairs(self, column: str, pairs: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
         """Key/value pairs as a dict with trimmed keys; on a clash the key written without spaces wins."""
+        notes: list[tuple[str, str]] = []
+        result = self._merge(pairs, notes)
+        self._note_all(column, notes)
+        return result
+
+    @staticmethod
+    def _merge(pairs: Iterable[tuple[Any, Any]], notes: list[tuple[str, str]]) -> dict[str, Any]:
+        """merge_pairs, with the notes due listed as (rule, key) instead of recorded."""
         result: dict[str, Any] = {}
         seen: set[str] = set()
         for raw_key, raw_value in pairs:
-            key = str(raw_key)
+            key = raw_key if raw_key.__class__ is str else str(raw_key)
             if key in seen:
-                self.note("key-value-format", column, key)
+                notes.append(("key-value-format", key))
             seen.add(key)
-            value = _plain(raw_value)
+            value = raw_value if raw_value.__class__ is str else _plain(raw_value)
             if isinstance(value, dict | list):
-                self.note("key-value-format", column, key)
+                notes.append(("key-value-format", key))
             trimmed = key.strip()
             if trimmed != key:
-                self.note("tag-key-whitespace", column, key)
+                notes.append(("tag-key-whitespace", key))
                 if trimmed in result:
                     continue
             result[trimmed] = value
         return result
+
+
+def _has_rule(notes: list[tuple[str, str]], rule: str) -> bool:
+    """Whether the notes include ``rule``; a nested value gives a key-value-format note."""
+    return any(noted == rule for noted, _ in notes) if notes else False
