@@ -143,6 +143,15 @@ def test_missing_required_column_is_rejected_and_data_kept(tmp_path, imported_sa
     _assert_unchanged(imported_sample)
 
 
+def test_missing_required_column_is_named_when_the_format_is_detected(tmp_path, imported_sample):
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False).drop(columns=["EffectiveCost"])
+    path = tmp_path / "no-effective.csv"
+    frame.to_csv(path, index=False)
+    message = _rejects(path, "no-effective.csv row 1, column EffectiveCost")
+    assert "required column" in message
+    _assert_unchanged(imported_sample)
+
+
 def test_non_numeric_cost_names_row_and_column(tmp_path, imported_sample):
     frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
     frame.loc[16, "BilledCost"] = "12,50 USD"

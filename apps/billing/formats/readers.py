@@ -85,8 +85,8 @@ class BillingFileReader:
                     row=1,
                     expected="one of: " + "; ".join(FORMATS.values()),
                 )
-            return detected
-        if detected is not None and detected != fmt:
+            fmt = detected  # a detected format still needs every required column
+        elif detected is not None and detected != fmt:
             raise BillingFileError(
                 self.filename,
                 f"the header looks like {FORMATS[detected]}, not {FORMATS[fmt]} as chosen",
