@@ -393,7 +393,7 @@ def right_sizing(
     provisioned: float | Decimal,
     target_utilisation: float | Decimal = 1.0,
     unit_price: Decimal | None = None,
-    hours: float | None = None,
+    hours: float | Decimal | None = None,
     period_cost: Decimal | None = None,
     basis: Literal["upper", "point"] = "upper",
 ) -> RightSizing:
