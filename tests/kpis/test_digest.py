@@ -62,6 +62,38 @@ def test_digest_reaches_subscribers_through_smtp_with_a_csv_of_the_overview(smtp
     assert [r["kpi"] for r in rows][: len(HEADLINES)] == [h.key for h in HEADLINES]
 
 
+def test_digest_figures_are_the_overviews(smtp):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from apps.billing.models import BillingSource, CostRollup
+    from apps.kpis.digest import digest_period
+
+    period = digest_period()
+    day = period.start + timedelta(days=min(3, period.days - 1))
+    source = BillingSource.objects.create(name="aws")
+    for cost in (Decimal("1000.50"), Decimal("234.06")):  # 1,234.56 by hand
+        CostRollup.objects.create(
+            day=day,
+            source=source,
+            billing_period_start=period.start,
+            currency="USD",
+            billed_cost=cost,
+            effective_cost=cost,
+        )
+    UserFactory(username="cfo-sub", email="cfo@example.com", digest_subscribed=True)
+    assert digest_send() == 1
+    _, message = smtp.messages[0]
+    parts = {part.get_content_type(): part for part in message.walk() if not part.is_multipart()}
+    assert "1,234.56 USD" in parts["text/html"].get_payload(decode=True).decode()
+    rows = {r["kpi"]: r for r in csv.DictReader(io.StringIO(parts["text/csv"].get_payload(decode=True).decode()))}
+    assert Decimal(rows["cloud_cost"]["value"]) == Decimal("1234.56")
+    assert rows["cloud_cost"]["period"] == period.key
+    assert timezone.localdate() >= period.start
+
+
 def test_no_subscriber_means_no_mail(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     UserFactory(username="quiet", email="quiet@example.com", digest_subscribed=False)
