@@ -23,6 +23,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Capacity", "capacity:overview", "server"),
     NavItem("Models", "telemetry:models", "cpu"),
     NavItem("Alerts", "alerts:list", "bell"),
+    NavItem("Model health", "alerts:model-health", "heart"),
     NavItem("Functionality", "delivery:overview", "rocket"),
     NavItem("Adoption", "adoption:overview", "users"),
     NavItem("Catalog", "catalog:overview", "book", section="Organisation"),

@@ -42,7 +42,7 @@ HEADLINES = [
     Headline(
         "cost_per_feature", "Cost per feature", "USD", Direction.DOWN_IS_GOOD, "delivery:overview", "delivery data"
     ),
-    Headline("model_sla", "Model SLA health", "%", Direction.UP_IS_GOOD, "alerts:list", "alert rules"),
+    Headline("model_sla", "Model SLA health", "%", Direction.UP_IS_GOOD, "alerts:model-health", "alert rules"),
     Headline("mau", "Monthly active users", "users", Direction.UP_IS_GOOD, "adoption:overview", "product events"),
     Headline("nps", "NPS", "score", Direction.UP_IS_GOOD, "adoption:overview", "survey responses"),
 ]
