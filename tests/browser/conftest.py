@@ -54,6 +54,18 @@ def page(browser):
     context.close()
 
 
+def _assert_test_database() -> None:
+    """Browser tests write and flush the database directly: refuse anything but a test database."""
+    from django.db import connection
+
+    name = str(connection.settings_dict["NAME"]).rsplit("/", 1)[-1]
+    assert name.startswith(("test_", "test-")), (
+        f"browser tests refuse to run on {name!r}: not a test database. pytest-django creates the test database "
+        "only when a collected test is marked django_db: run the browser tests with the suite (pytest tests/), "
+        "or with any database test, e.g. pytest tests/core/test_load_demo.py tests/browser"
+    )
+
+
 @pytest.fixture(scope="session")
 def portal(django_db_setup, django_db_blocker):
     """A live server on the test database for the whole session (like pytest-django's live_server,
@@ -61,6 +73,7 @@ def portal(django_db_setup, django_db_blocker):
     from pytest_django.live_server_helper import LiveServer
 
     with django_db_blocker.unblock():
+        _assert_test_database()
         server = LiveServer("localhost")
         server._live_server_modified_settings.enable()
     yield server
@@ -69,13 +82,14 @@ def portal(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(autouse=True)
-def _browser_db_access(request, django_db_blocker):
+def _browser_db_access(request, django_db_setup, django_db_blocker):
     """Browser tests and the server thread read and write the committed test database directly.
 
     A test that does not use the demo builds its own data: the database is emptied after it, so the
     demo tests (which run later) start from the demo alone.
     """
     with django_db_blocker.unblock():
+        _assert_test_database()
         yield
         if "demo" not in request.fixturenames:
             from django.core.management import call_command
@@ -105,4 +119,5 @@ def demo(django_db_setup, django_db_blocker):
     from django.core.management import call_command
 
     with django_db_blocker.unblock():
+        _assert_test_database()
         call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
