@@ -101,6 +101,7 @@ def main() -> None:
         path.unlink()
         folder.rmdir()
 
+    print("load average (1, 5, 15 min): " + ", ".join(f"{load:.2f}" for load in os.getloadavg()))
     print(f"psql \\copy:     {copy_seconds:8.1f} s  {args.rows / copy_seconds:12,.0f} rows/s")
     print(
         f"import_billing: {import_seconds:8.1f} s  {args.rows / import_seconds:12,.0f} rows/s  "

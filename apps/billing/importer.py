@@ -4,6 +4,11 @@ A file replaces exactly the line items of the (source, billing period) pairs it 
 transaction, so a restated month re-delivered by the provider never double counts and a rejected or
 interrupted import leaves the earlier data untouched. Rows stream from the reader straight into the
 database (PostgreSQL COPY in chunks; batched inserts elsewhere): memory does not grow with the file.
+
+On PostgreSQL a native FOCUS CSV file (plain or gzip) goes in by COPY and is read in SQL (``fastpath``),
+with the reader's rules; when that path meets a cell it does not read exactly as the reader does, or
+the file is invalid, it rolls back to a savepoint and the file is read row by row here, so both paths
+give the same rows, totals, findings and errors.
 """
 
 import csv
@@ -18,10 +23,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import fastpath
 from .formats import BillingFileError, BillingFileReader, NormalizedRow
 from .models import BillingImport, BillingLineItem, BillingSource
 from .rollups import refresh_periods
@@ -196,6 +202,32 @@ def _open(billing_import: BillingImport):
         raise BillingFileError(billing_import.filename, f"cannot be opened ({exc.strerror})") from None
 
 
+def _fast_import(billing_import, reader, raw, report) -> "fastpath.FastResult | None":
+    """The PostgreSQL bulk path, in a savepoint; None when the file needs the portable reader."""
+    try:
+        with transaction.atomic():
+            return fastpath.run(billing_import=billing_import, reader=reader, raw=raw, progress=report)
+    except (fastpath.Declined, DatabaseError, connection.Database.Error) as exc:  # the driver's own errors, too
+        logger.info("billing import %s: read row by row (%s)", billing_import.pk, str(exc).strip()[:200])
+        return None
+
+
+def _portable_import(billing_import, reader, raw, size, report) -> tuple[Decimal, Decimal, int]:
+    """Every format and database: the reader's rows, written in chunks."""
+    writer = _CopyWriter(billing_import) if connection.vendor == "postgresql" else _InsertWriter(billing_import)
+    billed = effective = Decimal("0")
+    count = 0
+    for row in reader.rows():
+        writer.add(row)
+        billed += row.billed_cost
+        effective += row.effective_cost
+        count += 1
+        if count % PROGRESS_EVERY == 0:
+            report(count, min(raw.tell() / size, 1.0) if size else None)  # compressed bytes read, too
+    writer.flush()
+    return billed, effective, count
+
+
 def billing_import_run(
     *, billing_import: BillingImport, on_progress: Callable[[int, float | None], None] | None = None
 ) -> BillingImport:
@@ -214,25 +246,30 @@ def billing_import_run(
             reader = BillingFileReader(
                 raw, fmt=None if fmt == BillingSource.Format.AUTO else fmt, filename=billing_import.filename
             )
-            writer = _CopyWriter(billing_import) if connection.vendor == "postgresql" else _InsertWriter(billing_import)
-            billed = effective = Decimal("0")
-            count = 0
-            for row in reader.rows():
-                writer.add(row)
-                billed += row.billed_cost
-                effective += row.effective_cost
-                count += 1
-                if count % PROGRESS_EVERY == 0:
-                    fraction = min(raw.tell() / size, 1.0) if size else None  # compressed bytes read, too
-                    cache.set(
-                        progress_key(billing_import.pk),
-                        {"rows": count, "percent": round(fraction * 100) if fraction is not None else None},
-                        timeout=3600,
-                    )
-                    if on_progress:
-                        on_progress(count, fraction)
-            writer.flush()
-            period_starts = sorted(start for start, _ in reader.billing_periods)
+
+            def report(count: int, fraction: float | None) -> None:
+                cache.set(
+                    progress_key(billing_import.pk),
+                    {"rows": count, "percent": round(fraction * 100) if fraction is not None else None},
+                    timeout=3600,
+                )
+                if on_progress:
+                    on_progress(count, fraction)
+
+            fast = None
+            if fastpath.applies(reader):
+                fast = _fast_import(billing_import, reader, raw, report)
+                if fast is None:  # the bulk path gave the file back: read it from the start
+                    raw.seek(0)
+                    reader = BillingFileReader(raw, fmt=reader.format, filename=billing_import.filename)
+            if fast is None:
+                billed, effective, count = _portable_import(billing_import, reader, raw, size, report)
+                periods, currency, rows_read = reader.billing_periods, reader.currency, reader.rows_read
+                warnings = reader.report.as_list()
+            else:
+                billed, effective, count = fast.billed, fast.effective, fast.rows
+                periods, currency, rows_read, warnings = fast.periods, fast.currency, fast.rows, fast.warnings
+            period_starts = sorted(start for start, _ in periods)
             replaced, _ = (
                 BillingLineItem.objects.filter(
                     source_id=billing_import.source_id, billing_period_start__in=period_starts
@@ -243,15 +280,15 @@ def billing_import_run(
             refresh_periods(source_id=billing_import.source_id, period_starts=period_starts)
             billing_import.format = reader.format
             billing_import.focus_version = reader.focus_version or ""
-            billing_import.currency = reader.currency or ""
+            billing_import.currency = currency or ""
             billing_import.periods = [p.date().isoformat() for p in period_starts]
-            billing_import.rows_read = reader.rows_read
+            billing_import.rows_read = rows_read
             billing_import.rows_imported = count
             billing_import.rows_rejected = 0
             billing_import.rows_replaced = replaced
             billing_import.billed_total = billed
             billing_import.effective_total = effective
-            billing_import.warnings = reader.report.as_list()
+            billing_import.warnings = warnings
             billing_import.errors = []
             billing_import.error = ""
             billing_import.status = BillingImport.Status.SUCCEEDED

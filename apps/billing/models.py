@@ -13,6 +13,7 @@ from .formats import FORMATS
 
 MONEY = {"max_digits": 38, "decimal_places": 18}  # every digit a provider sends (KPIS.md: numeric(38,18))
 QUANTITY = {"max_digits": 38, "decimal_places": 18, "null": True, "blank": True}
+UNCHECKED_KEY = {"db_index": False, "db_constraint": False}  # see BillingLineItem
 
 
 class BillingSource(TimeStampedModel):
@@ -173,8 +174,13 @@ class AllocationRule(TimeStampedModel):
 class BillingLineItem(models.Model):
     """One FOCUS row as imported (money and quantities with every digit), and where allocation put it."""
 
-    source = models.ForeignKey(BillingSource, on_delete=models.CASCADE, related_name="+")
-    billing_import = models.ForeignKey(BillingImport, on_delete=models.CASCADE, related_name="+")
+    # The line items are written in bulk (millions of rows per import): their foreign keys are kept by the
+    # ORM's on_delete (CASCADE / SET_NULL) without database constraints, whose per-row checks would cost
+    # more than the rows themselves, and allocation keys are indexed only where they are set.
+    source = models.ForeignKey(
+        BillingSource, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    billing_import = models.ForeignKey(BillingImport, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     row_number = models.PositiveIntegerField()
     billing_period_start = models.DateTimeField()
     billing_period_end = models.DateTimeField()
@@ -213,16 +219,30 @@ class BillingLineItem(models.Model):
     tags = models.JSONField(null=True, blank=True)
     extra = models.JSONField(null=True, blank=True, help_text="Other non-null FOCUS and provider columns.")
     # Allocation, refreshed by each import and whenever the rules change.
-    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    service = models.ForeignKey(
+        Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", **UNCHECKED_KEY
+    )
+    environment = models.ForeignKey(
+        Environment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", **UNCHECKED_KEY
+    )
+    location = models.ForeignKey(
+        Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", **UNCHECKED_KEY
+    )
     allocation_rule = models.ForeignKey(
-        AllocationRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        AllocationRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", **UNCHECKED_KEY
     )
     is_shared = models.BooleanField(default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["source", "billing_period_start"])]
+        indexes = [
+            models.Index(fields=["source", "billing_period_start"]),
+            *(
+                models.Index(
+                    fields=[name], condition=models.Q(**{f"{name}__isnull": False}), name=f"billing_line_{name}"
+                )
+                for name in ("service", "environment", "location", "allocation_rule")
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source_id}:{self.row_number} {self.billed_cost}"

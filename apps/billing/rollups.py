@@ -36,7 +36,14 @@ def rule_q(rule: AllocationRule) -> Q:
 
 
 def _allocate(items: QuerySet[BillingLineItem]) -> None:
-    items.update(service=None, environment=None, location=None, allocation_rule=None, is_shared=False)
+    # Only rows an earlier allocation touched need resetting: rewriting fresh rows would cost a full pass.
+    items.filter(
+        Q(service__isnull=False)
+        | Q(environment__isnull=False)
+        | Q(location__isnull=False)
+        | Q(allocation_rule__isnull=False)
+        | Q(is_shared=True)
+    ).update(service=None, environment=None, location=None, allocation_rule=None, is_shared=False)
     for rule in AllocationRule.objects.filter(enabled=True).order_by("order", "pk"):
         items.filter(allocation_rule__isnull=True).filter(rule_q(rule)).update(
             allocation_rule=rule,
@@ -50,6 +57,8 @@ def _allocate(items: QuerySet[BillingLineItem]) -> None:
         for tag in ENV_TAGS:
             by_tag |= Q(**{f"tags__{tag}": env.slug}) | Q(**{f"tags__{tag}": env.name})
         items.filter(environment__isnull=True).filter(by_tag).update(environment=env)
+    if not Location.objects.exists():
+        return
     for tag in LOCATION_TAGS:
         codes = set(
             items.filter(location__isnull=True, **{f"tags__{tag}__isnull": False})

@@ -223,3 +223,14 @@ def test_missing_file_and_unknown_source_fail_clearly():
     with pytest.raises(CommandError, match="no billing source named 'nope'"):
         call_command("billing_summary", "--source", "nope", "--json")
     assert not BillingSource.objects.filter(name="nope").exists()
+
+
+def test_deleting_an_import_or_its_source_removes_its_line_items():
+    _import(SAMPLE, "to-delete")
+    source = BillingSource.objects.get(name="to-delete")
+    BillingImport.objects.filter(source=source).delete()
+    assert not BillingLineItem.objects.filter(source=source).exists()
+    _import(SAMPLE, "to-delete")
+    assert BillingLineItem.objects.filter(source=source).count() == 1000
+    source.delete()
+    assert not BillingLineItem.objects.exists() and not CostRollup.objects.exists()

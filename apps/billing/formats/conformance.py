@@ -120,18 +120,22 @@ class ConformanceReport:
         if len(finding.examples) < self.EXAMPLES:
             finding.examples.append(Example(row, column, None if value is None else show(value, 100)))
 
-    def _end_row(self) -> None:
-        """Add the pending row's notes to the findings, or tally them when only counts can change."""
+    def _end_row(self, *, partial: bool = False) -> None:
+        """Add the pending row's notes to the findings, or tally them when only counts can change.
+
+        ``partial``: the row may get more notes later, which are applied then; these are applied now,
+        as a tallied part would make the row count twice.
+        """
         keys, values = self._keys, self._values
         pattern = tuple(keys)
         tallied = self._patterns.get(pattern)
-        if tallied is not None and self._row != self._flushed_row:
+        if tallied is not None and self._row != self._flushed_row and not partial:
             self._patterns[pattern] = tallied + 1
         else:
             row = self._row
             for (rule, column), value in zip(keys, values, strict=True):
                 self._apply(rule, row, column, value)
-            if self._steady(pattern):
+            if tallied is None and self._steady(pattern):
                 if len(self._patterns) >= self.PATTERNS:
                     self._add_patterns()
                 self._patterns[pattern] = 0
@@ -160,7 +164,7 @@ class ConformanceReport:
 
     def _flush(self) -> None:
         if self._keys:
-            self._end_row()
+            self._end_row(partial=True)
             self._flushed_row = self._row  # later notes of this row must not be tallied as a new row
         if self._patterns:
             self._add_patterns()

@@ -1,0 +1,702 @@
+"""PostgreSQL bulk path for native FOCUS CSV files (plain or gzip): the file goes in by COPY, the rest is SQL.
+
+The file's bytes are streamed unchanged into a temporary table of text columns (one per header column,
+plus the file's row number); reading, normalising and checking the cells, the conformance counts and the
+insert into the line-item table then run as a few set-based statements. The rules are the portable
+reader's (``formats``): this module recognises the common shapes of each cell exactly as the reader reads
+them, and hands anything else back. The caller runs it inside a savepoint and, on ``Declined`` or any
+database error (a value PostgreSQL cannot cast, a CSV record it cannot split), rolls back and imports the
+file with the portable reader, so an invalid file is reported with the reader's own messages and every
+file gives the same rows, totals and findings whichever way it went in.
+
+Conformance examples and the order of findings come from running the reader itself on the few rows
+that hold each rule's first findings; the counts come from SQL.
+"""
+
+import csv
+import gzip
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import IO, Any
+
+from django.db import connection
+
+from .formats import FOCUS_COLUMNS, BillingFileReader
+from .formats.base import (
+    DATETIME_COLUMNS,
+    DECIMAL_COLUMNS,
+    ENUMERATIONS,
+    KEY_VALUE_COLUMNS,
+    MANDATORY_COLUMNS,
+    CellError,
+)
+from .formats.conformance import RULES, ConformanceChecker, ConformanceReport, Example
+from .formats.focus import FocusMapper
+from .formats.sources import GZIP_MAGIC, CsvSource
+from .formats.values import Cells, Columns, show
+from .models import BillingLineItem
+
+logger = logging.getLogger(__name__)
+
+COPY_CHUNK = 1 << 20
+FIELD_LIMIT = csv.field_size_limit()
+# Progress (the share shown to users) after each step: COPY takes the file up to COPY_SHARE, then SQL.
+COPY_SHARE = 0.4
+KV_BATCH = 2_000
+PREFIX_ROWS = 20_000  # rows read first when looking for the examples
+EXAMPLES = ConformanceReport.EXAMPLES
+# Whitespace as str.isspace() sees it.
+_WS = r"^[\t\n\v\f\r\x1c-\x1f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+_ENOTATION = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]{1,3}$"
+_ISO_UTC = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?)?Z?$"
+_KV_RULES = ("key-value-format", "key-value-braces", "key-value-unparseable", "tag-key-whitespace")
+# FOCUS decimal columns the line-item table has columns for; others would go to ``extra`` as Python text.
+_STORED_DECIMALS = frozenset(
+    {
+        "BilledCost",
+        "EffectiveCost",
+        "ListCost",
+        "ListUnitPrice",
+        "ContractedCost",
+        "ContractedUnitPrice",
+        "ConsumedQuantity",
+        "PricingQuantity",
+    }
+)
+
+
+class Declined(Exception):
+    """The file holds something this path does not read exactly as the portable reader: use that instead."""
+
+
+@dataclass
+class FastResult:
+    """What the importer records of a file that went in by COPY (the reader's attributes, for the other path)."""
+
+    rows: int
+    billed: Decimal
+    effective: Decimal
+    periods: set[tuple[datetime, datetime]]
+    currency: str
+    warnings: list[dict[str, Any]]
+
+
+def applies(reader: BillingFileReader) -> bool:
+    """Whether this path can take the file: PostgreSQL, native FOCUS, CSV (plain or gzip), supported columns."""
+    if connection.vendor != "postgresql" or reader.format != FocusMapper.key:
+        return False
+    if not isinstance(reader._source, CsvSource):
+        return False
+    return not any(c in DECIMAL_COLUMNS and c not in _STORED_DECIMALS for c in reader.columns)
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _in(values: Iterable[str]) -> str:
+    return "(" + ", ".join(_lit(v) for v in values) + ")"
+
+
+class _Stream:
+    """The file's bytes for COPY: gunzipped on the fly, with progress by bytes read."""
+
+    def __init__(self, raw: IO[bytes], size: int | None, progress: Callable[[int, float | None], None]) -> None:
+        raw.seek(0)
+        self._raw = raw
+        head = raw.read(2)
+        raw.seek(0)
+        self._layer = gzip.GzipFile(fileobj=raw, mode="rb") if head == GZIP_MAGIC else raw
+        self._size = size
+        self._progress = progress
+        self._lines = 0
+        self._reported = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._layer.read(COPY_CHUNK)
+        self._lines += data.count(b"\n")
+        if self._lines - self._reported >= 50_000 or not data:
+            self._reported = self._lines
+            fraction = min(self._raw.tell() / self._size, 1.0) * COPY_SHARE if self._size else None
+            self._progress(self.rows, fraction)
+        return data
+
+    @property
+    def rows(self) -> int:
+        """Records read so far, about: lines less the header (a quoted line break counts once more)."""
+        return max(self._lines - 1, 0)
+
+    def close(self) -> None:
+        if self._layer is not self._raw:
+            self._layer.close()
+
+
+class _Plan:
+    """SQL for each header column: its normalised value and the findings it gives.
+
+    Three nested queries over the staged text (``c<i>``), each computed once per row: how a nullable cell
+    is null (``k<i>``), the normalised values (``v<i>``), then the findings and the checks that send the
+    file back, as conditions on those. The typed table keeps the values, the kinds and the flags of the
+    findings that are not read from the kinds.
+    """
+
+    def __init__(self, header: list[str]) -> None:
+        self.header = header
+        self.width = len(header)
+        self.placeholders = sorted(FocusMapper.placeholders)
+        self.special = _in(["NULL", "", *self.placeholders])
+        self.position = {column: i for i, column in enumerate(header)}
+        self.kinds: list[str] = []  # "<expression> AS k<i>": how a nullable cell is null (see _kind)
+        self.inner: list[str] = []  # "<expression> AS v<i>" over the staged text and the kinds
+        self.expr: dict[int, str] = {}  # position -> the expression of v<i>
+        self.bad: list[str] = []  # conditions (on x.) that send the file back to the portable reader
+        # (rule, column, condition on x., whether it counts notes rather than rows, whether the typed table
+        # keeps its flag: the null notes are read from the kinds instead)
+        self.notes: list[tuple[str, str, str, bool, bool]] = []
+        self.kv: dict[int, str] = {}  # position of a key-value column -> its lookup table
+        self.extras: list[tuple[int, str]] = []  # non-FOCUS columns
+        self.decimals: set[str] = set()
+        # Python's csv module refuses a field longer than its limit; COPY takes it.
+        self.bad.append(
+            "("
+            + " OR ".join(f"octet_length(x.c{i}) > {FIELD_LIMIT}" for i in range(self.width))
+            + f") AND greatest({', '.join(f'length(x.c{i})' for i in range(self.width))}) > {FIELD_LIMIT}"
+        )
+        for i, column in enumerate(header):
+            c = f"s.c{i}"
+            if column not in FOCUS_COLUMNS:
+                self.extras.append((i, column))
+                self._text(i, c, column, nullable=True)
+            elif column in DECIMAL_COLUMNS:
+                self._decimal(i, c, column)
+            elif column in DATETIME_COLUMNS:
+                self._datetime(i, c, column)
+            elif column in KEY_VALUE_COLUMNS:
+                self._key_values(i, column)
+            elif column in ENUMERATIONS:
+                self._enum(i, c, column)
+            else:
+                self._text(i, c, column, nullable=column not in FocusMapper.required)
+
+    def v(self, column: str) -> str:
+        """The normalised value of a FOCUS column in the typed query; NULL when the file lacks it."""
+        i = self.position.get(column)
+        return "NULL" if i is None else f"x.v{i}"
+
+    def _blank(self, c: str) -> str:
+        """Whether a cell is whitespace only (as str.isspace()); the regular expression runs on few cells."""
+        return f"({c} COLLATE \"C\" < '!' OR {c} COLLATE \"C\" >= E'\\u0080') AND {c} <> '' AND {c} ~ {_lit(_WS)}"
+
+    def _kind(self, i: int, column: str, *, placeholders: bool) -> None:
+        """k<i>: 0 a value, 1 the NULL literal, 2 empty or whitespace only, 3 a placeholder (text columns)."""
+        c = f"s.c{i}"
+        if placeholders:
+            special = f"CASE WHEN {c} IN {self.special} THEN (CASE {c} WHEN 'NULL' THEN 1 WHEN '' THEN 2 ELSE 3 END)"
+        else:
+            special = f"CASE WHEN {c} = 'NULL' THEN 1 WHEN {c} = '' THEN 2"
+        self.kinds.append(f"({special} WHEN {self._blank(c)} THEN 2 ELSE 0 END) AS k{i}")
+        self.notes.append(("null-literal", column, f"x.k{i} = 1", False, False))
+        self.notes.append(("empty-string", column, f"x.k{i} = 2", False, False))
+        if placeholders:
+            self.notes.append(("placeholder", column, f"x.k{i} = 3", False, False))
+
+    def _text(self, i: int, c: str, column: str, *, nullable: bool) -> None:
+        if not nullable:  # BillingCurrency: an empty or placeholder value is an error
+            self.bad.append(f"(x.c{i} IN {self.special} OR (CASE WHEN {self._blank(f'x.c{i}')} THEN true END))")
+            self._out(i, c)
+            return
+        self._kind(i, column, placeholders=True)
+        self._out(i, f"(CASE WHEN s.k{i} = 0 THEN {c} END)")
+
+    def _enum(self, i: int, c: str, column: str) -> None:
+        allowed = ENUMERATIONS[column]
+        self._kind(i, column, placeholders=True)
+        x = f"x.c{i}"
+        # A value that is not ASCII might still fold to an allowed one (str.casefold): the reader decides.
+        self.bad.append(f"({x} NOT IN {_in(allowed)} AND {x} COLLATE \"C\" >= E'\\u0080')")
+        lowered = _in(v.lower() for v in allowed)
+        self.notes.append(
+            ("enum-case", column, f"({x} NOT IN {_in(allowed)} AND lower({x}) IN {lowered})", False, True)
+        )
+        recased = " ".join(f"WHEN lower({c}) = {_lit(v.lower())} THEN {_lit(v)}" for v in allowed)
+        self._out(
+            i,
+            f"(CASE WHEN {c} IN {_in(allowed)} THEN {c} WHEN s.k{i} <> 0 THEN NULL {recased} ELSE {c} END)",
+        )
+
+    def _decimal(self, i: int, c: str, column: str) -> None:
+        # PostgreSQL reads a little more than the reader does (NaN, Infinity, long exponents, blanks):
+        # such cells go back to the reader; a cell PostgreSQL cannot read at all fails the statement.
+        self.decimals.add(column)
+        x = f"x.c{i}"
+        self.bad.append(
+            f"(x.v{i} IN ('NaN', 'Infinity', '-Infinity') OR (CASE WHEN strpos({x}, 'e') > 0 OR strpos({x}, 'E') > 0 "
+            f"THEN {x} !~ {_lit(_ENOTATION)} END))"
+        )
+        if column in FocusMapper.required:  # empty, NULL or blank: an error
+            self.bad.append(f"{x} IN ('NULL', '')")
+            self._out(i, f"{c}::numeric")
+        else:
+            self._kind(i, column, placeholders=False)
+            self._out(i, f"(CASE WHEN s.k{i} = 0 THEN {c}::numeric END)")
+
+    def _datetime(self, i: int, c: str, column: str) -> None:
+        x = f"x.c{i}"
+        strict = f"{x} LIKE '____-__-__T__:__:__Z'"
+        # The two common shapes are checked without a regular expression; the other forms of ISO 8601
+        # without an offset that the reader takes as UTC with a note (date only, no seconds, up to six
+        # decimals of a second: PostgreSQL would round a seventh) with one.
+        common = (
+            f"(({strict} AND translate({x}, '0123456789', '') = '--T::Z') OR ({x} LIKE '____-__-__ __:__:__' "
+            f"AND translate({x}, '0123456789', '') = '-- ::')) AND substr({x}, 12, 2) < '24' "
+            f"AND substr({x}, 15, 2) < '60' AND substr({x}, 18, 2) < '60'"
+        )
+        other = f"{x} ~ {_lit(_ISO_UTC)}"
+        self.bad.append(f"(NOT coalesce(CASE WHEN {common} THEN true ELSE {other} END, false) OR {x} LIKE '0000%')")
+        self.notes.append(("datetime-format", column, f"NOT ({strict})", False, True))
+        # Only the shapes above get here: none carries a zone other than Z, so all are UTC.
+        self._out(i, f"(rtrim({c}, 'Z')::timestamp AT TIME ZONE 'UTC')")
+
+    def _key_values(self, i: int, column: str) -> None:
+        self.kv[i] = f"pg_temp.billing_fast_kv{i}"
+        self._kind(i, column, placeholders=False)
+        for rule in _KV_RULES:
+            field = rule.replace("-", "_")
+            self.notes.append((rule, column, f"x.kv{i}_{field}", True, True))
+        self._out(i, f"kv{i}.value")
+        self.inner.append(f"kv{i}.unparsed AS kv{i}_unparsed")
+        self.inner.append(f"CASE WHEN kv{i}.unparsed THEN s.c{i} END AS kv{i}_raw")
+        self.inner.extend(f"kv{i}.{rule.replace('-', '_')} AS kv{i}_{rule.replace('-', '_')}" for rule in _KV_RULES)
+
+    def _out(self, i: int, expr: str) -> None:
+        self.expr[i] = expr
+        self.inner.append(f"{expr} AS v{i}")
+
+    def joins(self) -> str:
+        return "".join(f" LEFT JOIN {table} kv{i} ON kv{i}.raw = s.c{i}" for i, table in self.kv.items())
+
+    def checks(self, bad_services: str) -> None:
+        """The ConformanceChecker's rules, as conditions on the normalised values."""
+        v = self.v
+        for column in MANDATORY_COLUMNS:
+            self.notes.append(("mandatory-null", column, f"{v(column)} IS NULL", False))
+        for column, allowed in ENUMERATIONS.items():
+            if column in self.position:
+                self.notes.append(
+                    ("enum-value", column, f"({v(column)} IS NOT NULL AND {v(column)} NOT IN {_in(allowed)})", False)
+                )
+        not_correction = f"{v('ChargeClass')} IS DISTINCT FROM 'Correction'"
+        quantity = v("PricingQuantity")
+        for rule, total, price in (
+            ("list-cost", "ListCost", "ListUnitPrice"),
+            ("contracted-cost", "ContractedCost", "ContractedUnitPrice"),
+        ):
+            if {total, price, "PricingQuantity"} <= self.decimals:
+                t, p = v(total), v(price)
+                # conformance._product_differs, with both sides doubled instead of halving one.
+                gap = f"abs({t} - {p} * {quantity})"
+                scale = f"abs({p}) * {self._ulp('PricingQuantity')} + abs({quantity}) * {self._ulp(price)}"
+                differs = f"(CASE WHEN {gap} <= 0.000001 THEN false ELSE 2 * {gap} > {scale} + {self._ulp(total)} END)"
+                present = f"{quantity} IS NOT NULL AND {t} IS NOT NULL AND {p} IS NOT NULL"
+                self.notes.append((rule, total, f"({present} AND {not_correction} AND {differs})", False))
+        category = v("ChargeCategory")
+        billed = v("BilledCost")
+        for column in ("EffectiveCost", "ListCost", "ContractedCost"):
+            if column in self.decimals:
+                a = v(column)
+                differs = (
+                    f"(CASE WHEN abs({a} - {billed}) <= 0.000001 THEN false ELSE 2 * abs({a} - {billed}) > "
+                    f"{self._ulp(column)} + {self._ulp('BilledCost')} END)"
+                )
+                self.notes.append(
+                    ("credit-costs", column, f"({category} = 'Credit' AND {a} IS NOT NULL AND {differs})", False)
+                )
+        unit = v("PricingUnit")
+        self.notes.append(
+            (
+                "tax-pricing-quantity",
+                "PricingQuantity",
+                f"({category} = 'Tax' AND ({quantity} IS NOT NULL OR {unit} IS NOT NULL))",
+                False,
+            )
+        )
+        self.notes.append(
+            (
+                "pricing-quantity-missing",
+                "PricingQuantity",
+                f"({category} IN ('Usage', 'Purchase') AND ({quantity} IS NULL OR {unit} IS NULL) "
+                f"AND {not_correction})",
+                False,
+            )
+        )
+        self.notes.append(
+            (
+                "consumed-quantity",
+                "ConsumedQuantity",
+                f"({v('ConsumedQuantity')} IS NOT NULL AND {category} IS DISTINCT FROM 'Usage')",
+                False,
+            )
+        )
+        self.notes.append(
+            ("currency-code", "BillingCurrency", f"{v('BillingCurrency')} COLLATE \"C\" !~ '^[A-Z]{{3}}$'", False)
+        )
+        service, service_category = v("ServiceName"), v("ServiceCategory")
+        self.notes.append(
+            (
+                "service-category",
+                "ServiceCategory",
+                f"({service}, {service_category}) IN (SELECT service, category FROM {bad_services})",
+                False,
+            )
+        )
+        cps, cpe = v("ChargePeriodStart"), v("ChargePeriodEnd")
+        bps, bpe = v("BillingPeriodStart"), v("BillingPeriodEnd")
+        self.notes.append(("period-order", "ChargePeriodStart", f"{cps} >= {cpe}", False))
+        self.notes.append(("period-order", "BillingPeriodStart", f"{bps} >= {bpe}", False))
+        self.notes.append(
+            ("charge-outside-billing-period", "ChargePeriodStart", f"({cps} < {bps} OR {cpe} > {bpe})", False)
+        )
+        # The checker's findings are flags of the typed table.
+        self.notes = [note if len(note) == 5 else (*note, True) for note in self.notes]
+
+    def _ulp(self, column: str) -> str:
+        """One unit in the last place the staged text was written with (Decimal's exponent), as numeric."""
+        c = f"x.c{self.position[column]}"
+        exponent = (
+            f"(coalesce(substring({c} from '[eE]([+-]?[0-9]+)$')::int, 0) "
+            f"- coalesce(length(substring({c} from '\\.([0-9]*)')), 0))"
+        )
+        return f"('1e' || {exponent})::numeric"
+
+
+def _kv_entry(cells: Cells, text: str) -> tuple[str | None, bool, dict[str, int]]:
+    """What the reader makes of a key-value text: its JSON, whether it was unparseable, notes per rule."""
+    notes: list[tuple[str, str]] = []
+    parsed = cells._parse_key_values(text, notes)
+    if parsed is None:
+        notes.append(("key-value-unparseable", text))
+        value, unparsed = None, True
+    else:
+        value, unparsed = json.dumps(cells._merge(parsed, notes)), False
+    counts = dict.fromkeys(_KV_RULES, 0)
+    for rule, _ in notes:
+        counts[rule] += 1
+    return value, unparsed, counts
+
+
+class _RecordingReport(ConformanceReport):
+    """Keeps every row's notes in order instead of counting them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stream: list[tuple[int, str, str | None, object]] = []
+
+    def _end_row(self, *, partial: bool = False) -> None:
+        for (rule, column), value in zip(self._keys, self._values, strict=True):
+            self.stream.append((self._row, rule, column, value))
+        self._keys.clear()
+        self._values.clear()
+
+
+def run(
+    *,
+    billing_import,
+    reader: BillingFileReader,
+    raw: IO[bytes],
+    progress: Callable[[int, float | None], None],
+) -> FastResult:
+    header = list(reader.columns)
+    base_report = reader.report
+    reader.close()
+    plan = _Plan(header)
+    names = [f"c{i}" for i in range(plan.width)]
+    with connection.cursor() as cursor:
+        cur = cursor.cursor  # psycopg2's own cursor, for copy_expert
+        timings: dict[str, float] = {}
+        clock = time.monotonic()
+
+        def lap(step: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            timings[step] = now - clock
+            clock = now
+
+        cur.execute("SET LOCAL work_mem = '64MB'")
+        cur.execute(
+            "CREATE TEMP TABLE billing_fast_stage (rn bigint GENERATED ALWAYS AS IDENTITY, "
+            + ", ".join(f"{n} text" for n in names)
+            + ") ON COMMIT DROP"
+        )
+        stream = _Stream(raw, billing_import.size, progress)
+        try:
+            cur.copy_expert(
+                f"COPY billing_fast_stage ({', '.join(names)}) FROM STDIN WITH (FORMAT csv, HEADER true, "
+                f"FORCE_NOT_NULL ({', '.join(names)}))",
+                stream,
+                size=COPY_CHUNK,
+            )
+        finally:
+            stream.close()
+        lap("copy")
+        # Key-value texts: each distinct one read once by the reader's own code.
+        cells = Cells(Columns(header), ConformanceReport(), placeholders=FocusMapper.placeholders, focus_rules=True)
+        for i, table in plan.kv.items():
+            cur.execute(
+                f"CREATE TEMP TABLE {table.split('.')[1]} (raw text PRIMARY KEY, value jsonb, unparsed boolean, "
+                + ", ".join(f"{r.replace('-', '_')} int" for r in _KV_RULES)
+                + ") ON COMMIT DROP"
+            )
+            with connection.connection.cursor(name=f"billing_fast_kv{i}") as texts:
+                texts.itersize = KV_BATCH
+                texts.execute(
+                    f"SELECT DISTINCT c{i} FROM billing_fast_stage s WHERE c{i} NOT IN ('NULL', '') "
+                    f"AND NOT coalesce(CASE WHEN {plan._blank(f's.c{i}')} THEN true END, false)"
+                )
+                batch = []
+                with connection.connection.cursor() as insert:
+                    for (text,) in texts:
+                        value, unparsed, counts = _kv_entry(cells, text)
+                        batch.append((text, value, unparsed, *counts.values()))
+                        if len(batch) >= KV_BATCH:
+                            _insert_kv(insert, table, batch)
+                            batch = []
+                    _insert_kv(insert, table, batch)
+        # Service names with more than one category: the first category (by row) is the right one.
+        # Three levels, each computed once per row: how each nullable cell is null, the values, the flags.
+        kinds = f"SELECT s.*, {', '.join(plan.kinds)} FROM billing_fast_stage s OFFSET 0" if plan.kinds else None
+        staged = f"({kinds})" if kinds else "billing_fast_stage"
+        inner = f"SELECT s.*, {', '.join(plan.inner)} FROM {staged} s{plan.joins()} OFFSET 0"
+        service, category = plan.v("ServiceName"), plan.v("ServiceCategory")
+        first: dict[str, tuple[int, str]] = {}
+        pairs = []
+        if "ServiceName" in plan.position and "ServiceCategory" in plan.position:
+            cur.execute(
+                f"SELECT {service}, {category}, min(x.rn) FROM (SELECT s.rn, "
+                f"{plan.expr[plan.position['ServiceName']]} AS v{plan.position['ServiceName']}, "
+                f"{plan.expr[plan.position['ServiceCategory']]} AS v{plan.position['ServiceCategory']} "
+                f"FROM {staged} s OFFSET 0) x "
+                f"WHERE {service} IS NOT NULL AND {category} IS NOT NULL GROUP BY 1, 2"
+            )
+            pairs = cur.fetchall()
+        for name, cat, row in pairs:
+            if name not in first or row < first[name][0]:
+                first[name] = (row, cat)
+        cur.execute("CREATE TEMP TABLE billing_fast_services (service text, category text) ON COMMIT DROP")
+        bad_pairs = [(name, cat) for name, cat, _ in pairs if first[name][1] != cat]
+        if bad_pairs:
+            cur.executemany("INSERT INTO billing_fast_services VALUES (%s, %s)", bad_pairs)
+        plan.checks("billing_fast_services")
+        lap("lookups")
+
+        # Every cell read once: the typed values, whether the reader must judge the row, each finding's flag.
+        kept = [f"x.v{i}" for i in range(plan.width)] + [f"x.kv{i}_raw" for i in plan.kv]
+        kept += [kind[kind.rindex(" AS ") + 4 :] for kind in plan.kinds]
+        flags = [f"({condition}) AS n{k}" for k, (_, _, condition, _, stored) in enumerate(plan.notes) if stored]
+        cur.execute(
+            f"CREATE TEMP TABLE billing_fast_typed ON COMMIT DROP AS SELECT x.rn, {', '.join(kept)}, "
+            f"({' OR '.join(plan.bad) or 'false'}) AS bad, {', '.join(flags)} FROM ({inner}) x"
+        )
+        progress(stream.rows, 0.6)
+        lap("typed")
+        rules = list(dict.fromkeys(rule for rule, *_ in plan.notes))
+        by_rule = {rule: [k for k, note in enumerate(plan.notes) if note[0] == rule] for rule in rules}
+
+        def hit(k: int) -> str:
+            _, _, condition, counted, stored = plan.notes[k]
+            if not stored:
+                return f"({condition})"
+            return f"x.n{k} > 0" if counted else f"x.n{k}"
+
+        def any_hit(rule: str) -> str:
+            return "(" + " OR ".join(hit(k) for k in by_rule[rule]) + ")"
+
+        currency = f"v{plan.position['BillingCurrency']}"
+        select = [
+            "bool_or(bad)",
+            f"min({currency})",
+            f"max({currency})",
+            f"sum(v{plan.position['BilledCost']})",
+            f"sum(v{plan.position['EffectiveCost']})",
+            "count(*)",
+        ]
+        select += [f"count(*) FILTER (WHERE {any_hit(rule)})" for rule in rules]
+        for k, (_, _, _, counted, _) in enumerate(plan.notes):
+            select.append(f"sum(x.n{k}) FILTER (WHERE {hit(k)})" if counted else f"count(*) FILTER (WHERE {hit(k)})")
+            select.append(f"min(x.rn) FILTER (WHERE {hit(k)})")
+        cur.execute(f"SELECT {', '.join(select)} FROM billing_fast_typed x")
+        result = cur.fetchone()
+        bad, low, high, billed, effective, rows = result[:6]
+        if not rows:
+            raise Declined("no data rows")
+        if bad:
+            raise Declined("values the reader must judge")
+        if low != high:
+            raise Declined("more than one billing currency")
+        rule_rows = dict(zip(rules, result[6 : 6 + len(rules)], strict=True))
+        per_note = result[6 + len(rules) :]
+        column_counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        wanted_rows: set[int] = set()
+        for k, (rule, column, *_) in enumerate(plan.notes):
+            count, first_rn = per_note[2 * k], per_note[2 * k + 1]
+            if count:
+                column_counts[rule][column] += count
+                wanted_rows.add(first_rn)
+
+        lap("counts")
+        # The first rows of every rule, for the examples: one ordered pass with running counts.
+        present = [rule for rule in rules if rule_rows[rule]]
+        if present:
+            found = [f"{any_hit(rule)} AS f{n}" for n, rule in enumerate(present)]
+            running = [
+                f"count(*) FILTER (WHERE f{n}) OVER (ORDER BY rn ROWS UNBOUNDED PRECEDING) AS r{n}"
+                for n in range(len(present))
+            ]
+            keep = " OR ".join(f"(f{n} AND r{n} <= {EXAMPLES})" for n in range(len(present)))
+            flags = ", ".join(f"f{n}" for n in range(len(present)))
+            examples = (
+                f"SELECT rn, {flags} FROM (SELECT *, {', '.join(running)} FROM "
+                f"(SELECT x.rn, {', '.join(found)} FROM billing_fast_typed x{{where}}) flagged) counted WHERE {keep}"
+            )
+            # Most rules show early: the first blocks of the table (written in row order, so its first rows)
+            # usually hold every rule's first examples, and then the rest need not be read.
+            cur.execute("SELECT pg_relation_size('billing_fast_typed') / current_setting('block_size')::int")
+            blocks = cur.fetchone()[0]
+            head = max(1, blocks // 20, blocks * PREFIX_ROWS // rows + 1)
+            picked = None
+            if head < blocks:
+                where = f" WHERE x.ctid < '({head},0)'::tid"
+                cur.execute(f"SELECT count(*), max(rn) FROM billing_fast_typed x{where}")
+                count, last = cur.fetchone()
+                cur.execute(examples.replace("{where}", where))
+                picked = cur.fetchall()
+                needed = [min(EXAMPLES, rule_rows[rule]) for rule in present]
+                enough = all(sum(1 for p in picked if p[n + 1]) >= needed[n] for n in range(len(present)))
+                if count != last or not enough:  # not the first rows, or not every rule's examples
+                    picked = None
+            if picked is None:
+                cur.execute(examples.replace("{where}", ""))
+                picked = cur.fetchall()
+            wanted_rows.update(rn for rn, *_ in picked)
+            cur.execute(
+                f"SELECT rn, {', '.join(names)} FROM billing_fast_stage WHERE rn = ANY(%s) ORDER BY rn",
+                [sorted(wanted_rows)],
+            )
+            samples = cur.fetchall()
+        else:
+            samples = []
+
+        lap("examples")
+        # The line items, in one statement.
+        table = BillingLineItem._meta.db_table
+        from .importer import COLUMNS, LINE_COLUMNS
+
+        pascal = {name: column for column, name in FOCUS_COLUMNS.items()}
+        t = plan.v
+        values = [str(billing_import.source_id), str(billing_import.pk), "x.rn + 1"]
+        values += [t(pascal[name]) for name in LINE_COLUMNS]
+        values.append(_extra_sql(plan, header))
+        values.append("false")
+        progress(rows, 0.7)
+        cur.execute(f"INSERT INTO {table} ({', '.join(COLUMNS)}) SELECT {', '.join(values)} FROM billing_fast_typed x")
+        progress(rows, 0.9)
+        lap("insert")
+        cur.execute(f"SELECT DISTINCT {t('BillingPeriodStart')}, {t('BillingPeriodEnd')} FROM billing_fast_typed x")
+        periods = {(start, end) for start, end in cur.fetchall()}
+
+    logger.info(
+        "billing import %s by COPY: %s", billing_import.pk, ", ".join(f"{k} {v:.2f}s" for k, v in timings.items())
+    )
+    try:
+        warnings = _warnings(header, base_report, first, samples, rule_rows, column_counts)
+    except CellError as exc:  # a cell the checks above let through: the reader reports it
+        raise Declined(str(exc)) from None
+    return FastResult(rows=rows, billed=billed, effective=effective, periods=periods, currency=low, warnings=warnings)
+
+
+def _extra_sql(plan: _Plan, header: list[str]) -> str:
+    """The ``extra`` JSON of a row as importer._extra builds it: non-null FOCUS fields without a column, and
+    under "x" the file's other columns (and key-value text that could not be read)."""
+    from .importer import EXTRA_COLUMNS
+
+    pascal = {name: column for column, name in FOCUS_COLUMNS.items()}
+    scalars, nested = [], []
+    for name in EXTRA_COLUMNS:
+        column = pascal[name]
+        if column not in plan.position:
+            continue
+        if column in KEY_VALUE_COLUMNS:  # a dict may hold nulls of its own: added whole, not stripped
+            v = plan.v(column)
+            nested.append(f"CASE WHEN {v} IS NULL THEN '{{}}' ELSE jsonb_build_object({_lit(name)}, {v}) END")
+        else:
+            scalars += [_lit(name), f"{plan.v(column)}::text"]
+    x = []
+    for i, column in plan.extras:
+        x += [_lit(column), f"x.v{i}"]
+    for i in plan.kv:
+        x += [_lit("x_Unparsed" + header[i]), f"x.kv{i}_raw"]
+    if x:
+        scalars += ["'x'", f"NULLIF(jsonb_strip_nulls(jsonb_build_object({', '.join(x)})), '{{}}')"]
+    parts = [f"jsonb_strip_nulls(jsonb_build_object({', '.join(scalars)}))"] if scalars else []
+    parts += nested
+    return f"NULLIF({' || '.join(parts)}, '{{}}')" if parts else "NULL"
+
+
+def _insert_kv(cursor, table: str, batch: list[tuple]) -> None:
+    if batch:
+        marks = ", ".join(["%s"] * len(batch[0]))
+        cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", batch)
+
+
+def _warnings(header, base_report, first, samples, rule_rows, column_counts) -> list[dict[str, Any]]:
+    """The conformance findings as the reader reports them: examples and order from the reader itself."""
+    report = _RecordingReport()
+    mapper = FocusMapper(header, report, text_only=True)  # its header notes are in base_report already
+    report.stream.clear()
+    report._findings.clear()
+    checker = ConformanceChecker(report)
+    checker._service_categories = {name: cat for name, (_, cat) in first.items()}
+    for sample in samples:
+        rn, record = sample[0], list(sample[1:])
+        row = mapper.read(rn + 1, record)
+        checker.check(row)
+    report.start_row(-1)  # ends the last row
+    findings: dict[str, dict[str, Any]] = {}
+    for finding in base_report.findings.values():
+        findings[finding.rule] = {
+            "rule": finding.rule,
+            "description": finding.description,
+            "rows": finding.rows,
+            "columns": dict(finding.columns.most_common()),
+            "examples": [{"row": e.row, "column": e.column, "value": e.value} for e in finding.examples],
+        }
+    order: dict[str, list[str]] = defaultdict(list)
+    for row, rule, column, value in report.stream:
+        entry = findings.get(rule)
+        if entry is None:
+            entry = findings[rule] = {
+                "rule": rule,
+                "description": RULES[rule],
+                "rows": rule_rows.get(rule, 0),
+                "columns": {},
+                "examples": [],
+            }
+        if column and column not in order[rule]:
+            order[rule].append(column)
+        if len(entry["examples"]) < EXAMPLES:
+            example = Example(row, column, None if value is None else show(value, 100))
+            entry["examples"].append({"row": example.row, "column": example.column, "value": example.value})
+    for rule, columns in order.items():
+        counts = column_counts.get(rule, {})
+        if set(columns) != set(counts):
+            raise Declined("findings differ from the reader's")
+        ranked = sorted(columns, key=lambda c: -counts[c])
+        findings[rule]["columns"] = {c: counts[c] for c in ranked}
+    if set(findings) - set(base_report.findings) != {r for r, n in rule_rows.items() if n}:
+        raise Declined("findings differ from the reader's")
+    return sorted(findings.values(), key=lambda f: -f["rows"])

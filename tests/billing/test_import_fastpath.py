@@ -1,0 +1,227 @@
+"""PostgreSQL's bulk path (COPY + SQL) and the row-by-row reader give the same rows, totals, findings and errors.
+
+Each file is imported twice into two sources: once as the importer chooses (the bulk path for FOCUS CSV on
+PostgreSQL), once with the bulk path switched off. Everything a user can see must be equal.
+"""
+
+import csv
+import gzip
+import io
+import logging
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from apps.billing import fastpath
+from apps.billing.models import BillingImport, BillingLineItem, BillingSource, CostRollup
+from apps.billing.services import billing_import_path
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the bulk path is PostgreSQL's (COPY)"),
+]
+
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "focus-1.0_sample_1000.csv"
+IMPORT_FIELDS = (
+    "status",
+    "format",
+    "focus_version",
+    "currency",
+    "periods",
+    "rows_read",
+    "rows_imported",
+    "rows_rejected",
+    "billed_total",
+    "effective_total",
+    "error",
+    "errors",
+    "warnings",
+)
+DECLINED = "read row by row"
+
+
+def _line_items(billing_import: BillingImport) -> list[tuple]:
+    columns = [
+        f.column
+        for f in BillingLineItem._meta.concrete_fields
+        if f.column not in ("id", "source_id", "billing_import_id")
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(columns)} FROM billing_billinglineitem "
+            "WHERE billing_import_id = %s ORDER BY row_number",
+            [billing_import.pk],
+        )
+        return cursor.fetchall()
+
+
+def _rollups(source: BillingSource) -> list[tuple]:
+    return sorted(
+        CostRollup.objects.filter(source=source).values_list(
+            "day",
+            "provider",
+            "sub_account_id",
+            "region",
+            "charge_category",
+            "currency",
+            "billed_cost",
+            "effective_cost",
+            "line_items",
+        )
+    )
+
+
+def _import_both(path: Path, monkeypatch, caplog) -> tuple[BillingImport, BillingImport, bool]:
+    """The file imported by the importer's choice and by the reader alone; and whether the bulk path kept it."""
+    caplog.set_level(logging.INFO, logger="apps.billing.importer")
+    bulk_source = BillingSource.objects.create(name=f"bulk-{path.name}")
+    bulk = billing_import_path(source=bulk_source, path=str(path))
+    kept = not any(DECLINED in r.getMessage() for r in caplog.records)
+    with monkeypatch.context() as patch:
+        patch.setattr(fastpath, "applies", lambda reader: False)
+        reader_source = BillingSource.objects.create(name=f"reader-{path.name}")
+        portable = billing_import_path(source=reader_source, path=str(path))
+    for field in IMPORT_FIELDS:
+        assert getattr(bulk, field) == getattr(portable, field), field
+    assert _line_items(bulk) == _line_items(portable)
+    assert _rollups(bulk_source) == _rollups(reader_source)
+    return bulk, portable, kept
+
+
+def _rows() -> tuple[list[str], list[list[str]]]:
+    with open(SAMPLE, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        return header, list(reader)
+
+
+def _write(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    return path
+
+
+def test_the_sample_goes_in_by_copy_with_the_readers_rows_totals_and_findings(tmp_path, monkeypatch, caplog):
+    bulk, _, kept = _import_both(SAMPLE, monkeypatch, caplog)
+    assert kept, "the FOCUS sample should not need the row-by-row reader"
+    assert bulk.status == BillingImport.Status.SUCCEEDED and bulk.rows_imported == 1000
+    assert {w["rule"] for w in bulk.warnings} >= {"null-literal", "datetime-format", "list-cost", "tag-key-whitespace"}
+
+
+def test_gzip_with_a_bom_and_crlf_lines_is_read_alike(tmp_path, monkeypatch, caplog):
+    text = SAMPLE.read_text(encoding="utf-8").replace("\n", "\r\n")
+    path = tmp_path / "sample-bom.csv.gz"
+    path.write_bytes(gzip.compress(b"\xef\xbb\xbf" + text.encode("utf-8")))
+    _, _, kept = _import_both(path, monkeypatch, caplog)
+    assert kept
+
+
+def test_quirky_cells_are_normalised_and_reported_alike(tmp_path, monkeypatch, caplog):
+    header, rows = _rows()
+    col = {name: i for i, name in enumerate(header)}
+    rows = [list(r) for r in rows[:60]]
+    rows[0][col["ChargeFrequency"]] = "usage-based"  # enumeration casing
+    rows[1][col["ChargeCategory"]] = "Something"  # outside the enumeration
+    rows[2][col["RegionName"]] = "Unassigned"  # a placeholder
+    rows[3][col["ResourceName"]] = "   "  # whitespace for null
+    rows[4][col["Tags"]] = '"team": "a", " env": "prod"'  # no braces, a key with spaces
+    rows[5][col["Tags"]] = "{not json"
+    rows[6][col["Tags"]] = '{"a": 1, "a": {"b": null}}'  # duplicate key, nested value
+    rows[7][col["BilledCost"]] = "1.5E-7"
+    rows[8][col["ListCost"]] = "-2"
+    rows[9][col["ChargePeriodStart"]] = "2024-09-18T22:00:00Z"
+    rows[10][col["ChargePeriodEnd"]] = "2024-09-18 21:00:00"  # before its start
+    rows[11][col["ChargeCategory"]] = "Credit"
+    rows[12][col["Id"]] = "NULL"
+    rows[13][col["ServiceCategory"]] = "storage"
+    rows[14][col["ChargePeriodStart"]] = "2024-09-18T22:00:00.250Z"  # other ISO 8601 forms of UTC
+    rows[15][col["ChargePeriodEnd"]] = "2024-09-19T00:00"
+    rows[16][col["BillingPeriodEnd"]] = "2024-10-01"
+    rows[17][col["ListCost"]] = " "  # whitespace for a null amount
+    rows[18][col["ContractedCost"]] = "NULL"
+    _, _, kept = _import_both(_write(tmp_path / "quirks.csv", header, rows), monkeypatch, caplog)
+    assert kept
+
+
+def test_columns_of_later_versions_and_custom_columns_are_read_alike(tmp_path, monkeypatch, caplog):
+    header, rows = _rows()
+    header = [*header, "InvoiceId", "SkuPriceDetails", "x_Team", "Note"]
+    extra = [["INV-1", '{"x_tier": "a"}', "ml", "first"], ["", "NULL", "", "-2"], ["INV-2", "[1]", "web", "Unassigned"]]
+    rows = [[*r, *extra[n % 3]] for n, r in enumerate(rows[:90])]
+    bulk, _, kept = _import_both(_write(tmp_path / "focus-1.2.csv", header, rows), monkeypatch, caplog)
+    assert kept and bulk.focus_version == "1.2"
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("BilledCost", "12,50 USD"),
+        ("BilledCost", "NaN"),
+        ("EffectiveCost", ""),
+        ("ListCost", "1e1000"),
+        ("ChargePeriodStart", "31/09/2024"),
+        ("ChargePeriodStart", "2024-02-30T00:00:00Z"),
+        ("BillingPeriodEnd", "2024-10-01T24:00:00Z"),
+        ("BillingCurrency", "EUR"),
+        ("BillingCurrency", "NULL"),
+    ],
+)
+def test_a_bad_cell_gives_the_readers_error(tmp_path, monkeypatch, caplog, column, value):
+    header, rows = _rows()
+    rows = [list(r) for r in rows[:40]]
+    rows[17][header.index(column)] = value
+    bulk, _, _ = _import_both(_write(tmp_path / "bad.csv", header, rows), monkeypatch, caplog)
+    assert bulk.status == BillingImport.Status.FAILED
+    assert bulk.errors[0]["row"] == 19 and bulk.errors[0]["column"] == column, bulk.errors
+    assert not BillingLineItem.objects.exists()
+
+
+def test_a_short_record_and_a_header_without_rows_give_the_readers_error(tmp_path, monkeypatch, caplog):
+    header, _ = _rows()
+    lines = SAMPLE.read_text().splitlines()
+    short = tmp_path / "short.csv"
+    short.write_text("\n".join([*lines[:10], "1,2,3", *lines[10:20]]) + "\n")
+    bulk, _, _ = _import_both(short, monkeypatch, caplog)
+    assert bulk.status == BillingImport.Status.FAILED and bulk.errors[0]["row"] == 11
+    bulk, _, _ = _import_both(_write(tmp_path / "header-only.csv", header, []), monkeypatch, caplog)
+    assert "no data rows" in bulk.error
+
+
+def test_reimporting_by_copy_replaces_the_period_and_changes_nothing(tmp_path):
+    source = BillingSource.objects.create(name="twice")
+    first = billing_import_path(source=source, path=str(SAMPLE))
+    rollups = _rollups(source)
+    second = billing_import_path(source=source, path=str(SAMPLE))
+    assert second.rows_replaced == first.rows_imported == 1000
+    assert BillingLineItem.objects.filter(source=source).count() == 1000
+    assert _rollups(source) == rollups
+
+
+def test_progress_is_reported_while_the_file_goes_in_by_copy(tmp_path):
+    header, rows = _rows()
+    path = _write(tmp_path / "long.csv", header, rows * 60)  # 60,000 rows: progress is reported along the way
+    seen: list[tuple[int, float | None]] = []
+    result = billing_import_path(
+        source=BillingSource.objects.create(name="progress"),
+        path=str(path),
+        on_progress=lambda rows, fraction: seen.append((rows, fraction)),
+    )
+    assert result.status == BillingImport.Status.SUCCEEDED and result.rows_imported == 60_000
+    fractions = [fraction for _, fraction in seen]
+    assert fractions == sorted(fractions) and 0 < fractions[0] < fractions[-1] and fractions[-1] >= 0.9
+    assert seen[-1][0] == 60_000
+
+
+def test_findings_that_only_show_near_the_end_of_a_long_file_are_reported_alike(tmp_path, monkeypatch, caplog):
+    header, rows = _rows()
+    rows = [list(r) for r in rows * 40]  # 40,000 rows: the examples are first looked for in the first rows
+    rows[-1][header.index("RegionName")] = "Unassigned"
+    rows[-3][header.index("RegionName")] = "Not Applicable"
+    bulk, _, kept = _import_both(_write(tmp_path / "late.csv", header, rows), monkeypatch, caplog)
+    assert kept
+    placeholder = next(w for w in bulk.warnings if w["rule"] == "placeholder")
+    assert [e["row"] for e in placeholder["examples"]] == [39999, 40001]
