@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     BooleanField,
@@ -198,24 +199,48 @@ def _ratio(numerator: Decimal | int | None, denominator: Decimal | int | None, s
     return Decimal(numerator) * scale / Decimal(denominator)
 
 
-def _rollup_values(scope: Scope, periods: list[Period]) -> dict[int, dict]:
+# The rollup aggregates each metric is computed from.
+ROLLUP_INPUTS = {
+    "mau": {"mau"},
+    "dau": {"active_days"},
+    "stickiness": {"active_days", "mau"},
+    "trial_requests": {"trial_requests"},
+    "trial_starts": {"trial_starts"},
+    "second_trials": {"second_trials"},
+    "demos": {"demos"},
+    "trainings": {"trainings"},
+    "avg_rating": {"rating_sum", "ratings"},
+    "sessions_per_user": {"sessions", "mau"},
+    "usage_frequency": {"active_days", "mau"},
+}
+
+
+def _rollup_aggregates() -> dict:
     active = Q(usage_events__gt=0)
+    return {
+        "mau": Count("user_id", distinct=True, filter=active),
+        "active_days": Count(_active_day_key(), distinct=True, filter=active),
+        "trial_requests": Count("user_id", distinct=True, filter=Q(trial_requests__gt=0)),
+        "trial_starts": Count("user_id", distinct=True, filter=Q(trial_starts__gt=0)),
+        "second_trials": Count("user_id", distinct=True, filter=Q(second_trial_requests__gt=0)),
+        "demos": Count("user_id", distinct=True, filter=Q(demos__gt=0)),
+        "trainings": Count("user_id", distinct=True, filter=Q(trainings__gt=0)),
+        "sessions": Sum("sessions"),
+        "ratings": Sum("ratings"),
+        "rating_sum": Sum("rating_sum"),
+    }
+
+
+def _rollup_values(scope: Scope, periods: list[Period], keys=None) -> dict[int, dict]:
+    """The rollup aggregates per period; with ``keys``, only those the metrics asked for need (a distinct
+    count per aggregate is the costly part)."""
+    wanted = set().union(*(ROLLUP_INPUTS[k] for k in keys if k in ROLLUP_INPUTS)) if keys else None
+    aggregates = {name: agg for name, agg in _rollup_aggregates().items() if wanted is None or name in wanted}
     rows = (
         UserDay.objects.filter(scope.userday_q(), day__gte=periods[0].start, day__lt=periods[-1].end)
         .annotate(bucket=_bucket("day", periods))
         .values("bucket")
-        .annotate(
-            mau=Count("user_id", distinct=True, filter=active),
-            active_days=Count(_active_day_key(), distinct=True, filter=active),
-            trial_requests=Count("user_id", distinct=True, filter=Q(trial_requests__gt=0)),
-            trial_starts=Count("user_id", distinct=True, filter=Q(trial_starts__gt=0)),
-            second_trials=Count("user_id", distinct=True, filter=Q(second_trial_requests__gt=0)),
-            demos=Count("user_id", distinct=True, filter=Q(demos__gt=0)),
-            trainings=Count("user_id", distinct=True, filter=Q(trainings__gt=0)),
-            sessions=Sum("sessions"),
-            ratings=Sum("ratings"),
-            rating_sum=Sum("rating_sum"),
-        )
+        .annotate(**aggregates)
         .order_by()
     )
     return {row["bucket"]: row for row in rows}
@@ -311,7 +336,7 @@ class PeriodValues:
 def period_values(scope: Scope, periods: list[Period], *, as_of: datetime, keys=None) -> list[PeriodValues]:
     """All metrics for each of ``periods`` (contiguous, oldest first): at most three queries."""
     keys = set(keys or METRICS)
-    rollup = _rollup_values(scope, periods) if keys & ROLLUP_KEYS else {}
+    rollup = _rollup_values(scope, periods, keys) if keys & ROLLUP_KEYS else {}
     activation = _activation_values(scope, periods) if keys & ACTIVATION_KEYS else {}
     nps = _nps_counts(scope, periods) if "nps" in keys else {}
     out = []
@@ -342,6 +367,8 @@ def period_values(scope: Scope, periods: list[Period], *, as_of: datetime, keys=
             "usage_frequency": _ratio(active_days, mau),
             "nps": score.score,
         }
+        for key in ROLLUP_KEYS - keys:  # not asked for: its aggregates were not computed
+            values[key] = None
         out.append(PeriodValues(p, values, score, a.get("starters", 0), days))
     return out
 
@@ -550,7 +577,10 @@ def rolling_active_users(scope: Scope, first: date, last: date, *, window: int =
         .distinct()
         .order_by()
     )
-    inner_sql, inner_params = inner.query.sql_with_params()
+    try:
+        inner_sql, inner_params = inner.query.sql_with_params()
+    except EmptyResultSet:  # the scope names no product (e.g. a catalog with none yet): nobody is active
+        return {first + timedelta(days=i): 0 for i in range(hi - lo + 1)}
     sql = f"""
         WITH ud AS ({inner_sql}),
         w AS (

@@ -91,8 +91,19 @@ def cost_totals(start: date, end: date, *, cost: str = "effective", q: Q | None 
     qs = CostRollup.objects.filter(_in(start, end))
     if q is not None:
         qs = qs.filter(q)
-    sums = qs.aggregate(total=Sum(amount), unallocated=Sum(amount, filter=Q(service__isnull=True)), rows=Count("pk"))
-    return CostTotals(sums["total"] or ZERO, sums["unallocated"] or ZERO, currency_of(qs), sums["rows"])
+    # One query: the sums per currency, which also says which currencies there are (as currency_of does).
+    groups = list(
+        qs.values("currency")
+        .annotate(total=Sum(amount), unallocated=Sum(amount, filter=Q(service__isnull=True)), rows=Count("pk"))
+        .order_by()
+    )
+    currencies = sorted({g["currency"] for g in groups if g["currency"]})
+    return CostTotals(
+        sum((g["total"] or ZERO for g in groups), ZERO),
+        sum((g["unallocated"] or ZERO for g in groups), ZERO),
+        "mixed" if len(currencies) > 1 else currencies[0] if currencies else "",
+        sum(g["rows"] for g in groups),
+    )
 
 
 def has_cost_data() -> bool:
@@ -358,14 +369,16 @@ def monthly_figures(
     chosen = service_list(services)
     ids = [s.pk for s in chosen]
     costs: dict[tuple[int, date], tuple[Decimal, Decimal]] = {}
+    # Summed per service and day (cheaper in the database than by month), then added up per month here.
     for r in (
         CostRollup.objects.filter(_in(start, end), service_id__in=ids)
-        .annotate(month=TruncMonth("day"))
-        .values("service_id", "month")
+        .values("service_id", "day")
         .annotate(total=Sum(amount), shared=Sum(amount, filter=Q(is_shared=True)))
         .order_by()
     ):
-        costs[(r["service_id"], _as_date(r["month"]))] = (r["total"] or ZERO, r["shared"] or ZERO)
+        key = (r["service_id"], r["day"].replace(day=1))
+        total, shared = costs.get(key, (ZERO, ZERO))
+        costs[key] = (total + (r["total"] or ZERO), shared + (r["shared"] or ZERO))
     units: dict[tuple[int, date], Decimal] = {}
     for r in (
         UnitVolume.objects.filter(day__gte=start, day__lt=end, service_id__in=ids)

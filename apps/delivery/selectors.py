@@ -155,31 +155,30 @@ class CostSeries:
         return self.points[-2] if len(self.points) > 1 else None
 
 
-def billing_days(start: date, end: date) -> set[date]:
-    """The days in [start, end) that billing has any cost data for, whatever the service or environment."""
-    from apps.billing.models import CostRollup
+def _non_prod_costs(
+    periods: Sequence[Period], scope: DeliveryScope, service_slugs: list[str], *, by_team: bool = False
+) -> dict[int | None, list[Decimal]]:
+    """Non-production cloud cost of the scope for each period (and each team), one grouped billing query."""
+    from apps.billing.selectors import cloud_cost_by_period
 
-    return set(CostRollup.objects.filter(day__gte=start, day__lt=end).dates("day", "day"))
-
-
-def _non_prod_cost(scope: DeliveryScope, period: Period, service_slugs: list[str]) -> Decimal:
-    from apps.billing.selectors import cloud_cost
-
-    return cloud_cost(
-        start=period.start,
-        end=period.end,
+    return cloud_cost_by_period(
+        periods=periods,
         environment_kinds=set(NON_PROD_KINDS),
         service_slugs=[scope.service] if scope.service else service_slugs,
         team_slug=scope.team,
+        by_team=by_team,
     )
 
 
 def cost_series(periods: Sequence[Period], scope: DeliveryScope, *, by_team: bool = False) -> CostSeries:
     """Cost of creating functionality for each period, for the scope and, if asked, for each of its teams.
 
-    Labour and features shipped come from one grouped query; non-production cost from billing, per period
-    (and per team when ``by_team``: the scope's cost is then the sum of its teams').
+    Labour and features shipped come from one grouped query; non-production cost from one grouped billing
+    query over all the periods (by team when ``by_team``: the scope's cost is then the sum of its teams'),
+    and whether billing has data in each period from one query of index probes.
     """
+    from apps.billing.selectors import has_cost_data_in
+
     start, end = _span(periods)
     aggregates = {}
     for i, p in enumerate(periods):
@@ -195,8 +194,7 @@ def cost_series(periods: Sequence[Period], scope: DeliveryScope, *, by_team: boo
     teams = Team.objects.filter(slug=scope.team) if scope.team else Team.objects.all()
     teams = list(teams.order_by("name") if by_team else teams.filter(pk__in=by_team_rows))
 
-    days = billing_days(start.date(), end.date())
-    covered = [any(p.start <= d < p.end for d in days) for p in periods]
+    covered = has_cost_data_in(periods)
     service_slugs = list(Service.objects.values_list("slug", flat=True)) if not scope.service else []
 
     def points_for(team_rows: list[dict], team_list: list[Team]) -> list[CostPoint]:
@@ -213,13 +211,14 @@ def cost_series(periods: Sequence[Period], scope: DeliveryScope, *, by_team: boo
         return points
 
     series = CostSeries(scope, points_for(list(by_team_rows.values()), teams))
+    zeros = [Decimal("0")] * len(periods)
     if by_team:
+        costs = _non_prod_costs(periods, scope, service_slugs, by_team=True) if any(covered) else {}
         for team in teams:
             team_points = points_for([by_team_rows[team.pk]] if team.pk in by_team_rows else [], [team])
-            team_scope = scope.with_team(team.slug)
             for i, point in enumerate(team_points):
                 if covered[i]:
-                    point.environments = _non_prod_cost(team_scope, point.period, service_slugs)
+                    point.environments = costs.get(team.pk, zeros)[i]
             series.teams[team.name] = team_points
         for i, point in enumerate(series.points):
             if covered[i]:
@@ -227,9 +226,10 @@ def cost_series(periods: Sequence[Period], scope: DeliveryScope, *, by_team: boo
                     (team_points[i].environments for team_points in series.teams.values()), Decimal("0")
                 )
     else:
+        costs = _non_prod_costs(periods, scope, service_slugs)[None] if any(covered) else zeros
         for i, point in enumerate(series.points):
             if covered[i]:
-                point.environments = _non_prod_cost(scope, point.period, service_slugs)
+                point.environments = costs[i]
     return series
 
 

@@ -7,6 +7,7 @@ from apps.core.csvexport import csv_response
 from apps.core.http import request_period
 
 from .forms import KpiFilterForm
+from .registry import KpiFilters
 from .selectors import KPI_HEADER, kpi_rows, overview
 
 
@@ -14,20 +15,20 @@ class OverviewView(RoleRequiredMixin, View):
     """The landing page: one tile per headline KPI, each linking to its page; filters update the tiles."""
 
     def get(self, request):
-        form = KpiFilterForm(request.GET or None)
+        form = KpiFilterForm(request.GET or None)  # unbound, it is the empty form: no filters
         period = request_period(request)
-        tiles = overview(period=period, filters=form.filters() if form.is_bound else KpiFilterForm().filters())
+        tiles = overview(period=period, filters=form.filters() if form.is_bound else KpiFilters())
         template = "kpis/overview.html"
         if request.htmx and not request.htmx.boosted and request.htmx.target == "kpi-tiles":
             template += "#tiles"
-        return render(request, template, {"tiles": tiles, "filter_form": form if form.is_bound else KpiFilterForm()})
+        return render(request, template, {"tiles": tiles, "filter_form": form})
 
 
 class OverviewExportView(RoleRequiredMixin, View):
     def get(self, request):
         form = KpiFilterForm(request.GET or None)
         period = request_period(request)
-        values = overview(period=period, filters=form.filters() if form.is_bound else KpiFilterForm().filters())
+        values = overview(period=period, filters=form.filters() if form.is_bound else KpiFilters())
         return csv_response(
             f"opsportal-kpis-{period.key}.csv",
             ["period", *KPI_HEADER],

@@ -137,3 +137,12 @@ def test_admins_browse_events_and_nps_answers_read_only(client, data):
     assert events.status_code == 200 and "emp-9" in events.content.decode()
     assert client.get(reverse("admin:adoption_event_add")).status_code == 403
     assert client.get(reverse("admin:adoption_npscampaign_changelist")).status_code == 200
+
+
+def test_a_catalog_without_products_shows_the_empty_state_not_an_error(client, db):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="first-reader"))
+    response = client.get(reverse("adoption:overview"))
+    assert response.status_code == 200
+    assert 'data-testid="empty-state"' in response.content.decode()
