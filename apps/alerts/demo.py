@@ -30,7 +30,7 @@ CHANNELS = [
     {
         "name": "On-call webhook",
         "kind": "webhook",
-        "url": "http://127.0.0.1:9/hooks/opsportal",
+        "url": "https://oncall.meridian-markets.example/hooks/opsportal",
         "secret_env_var": "OPSPORTAL_ALERTS_WEBHOOK_SECRET",
         "enabled": False,  # until an on-call endpoint is configured
     },

@@ -25,6 +25,8 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.urls import reverse
 
+from apps.core import netguard
+
 from .evaluation import value_label
 from .models import Alert, AlertRule, NotificationChannel
 
@@ -247,7 +249,16 @@ def post_json(*, channel: NotificationChannel, url: str, payload, key: str, atte
     if secret is not None:
         headers["X-Opsportal-Signature"] = sign(secret, timestamp, body)
     try:
-        response = requests.post(url, data=body, headers=headers, timeout=channel.timeout_seconds)
+        # The URL comes from an admin: the connection (and any redirect) goes through the outbound guard.
+        with netguard.session() as http:
+            response = http.post(
+                url,
+                data=body,
+                headers=headers,
+                timeout=(min(netguard.connect_timeout(), channel.timeout_seconds), channel.timeout_seconds),
+            )
+    except netguard.OutboundRefused as exc:
+        return SendResult(False, error=str(exc)[:MAX_RESPONSE_CHARS], retryable=False)
     except requests.Timeout:
         return SendResult(False, error=f"no answer from {url} within {channel.timeout_seconds} s")
     except requests.RequestException as exc:

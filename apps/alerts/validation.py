@@ -2,6 +2,8 @@
 
 from decimal import Decimal
 
+from apps.core import netguard
+
 from .evaluation import DRIFT_METRICS, LATENCY_LEVEL, kpi_definitions, labels_for
 from .models import SCOPE_FIELDS, AlertRule, NotificationChannel, Silence
 
@@ -188,6 +190,8 @@ def channel_errors(channel: NotificationChannel) -> dict[str, list[str]]:
     else:
         if not channel.url:
             errors["url"] = [f"A {channel.get_kind_display().lower()} channel needs a URL."]
+        elif problem := netguard.url_problem(channel.url):
+            errors["url"] = [problem[:1].upper() + problem[1:] + "."]
         if channel.kind == kinds.WEBHOOK and not channel.secret_env_var:
             errors["secret_env_var"] = [
                 "Name the environment variable holding the signing secret, e.g. OPSPORTAL_ALERTS_WEBHOOK_SECRET; "

@@ -10,6 +10,8 @@ from django import forms
 from django.db import DatabaseError, connection, transaction
 
 from apps.catalog.models import Environment, Location, Service
+from apps.core import netguard
+from apps.core.limits import upload_size_problem
 
 from .formats import FORMATS
 from .models import AllocationRule, BillingSource
@@ -35,7 +37,12 @@ def location_problem(value: str) -> str | None:
             )
         if not urlparse(value).netloc:
             return f"{value!r} has no host name (expected e.g. https://exports.example.com/focus.csv.gz)"
-        return None
+        if urlparse(value).username or urlparse(value).password:
+            return (
+                "the URL carries a user name or password, which would be stored in the database; remove them, put "
+                "the credential in an environment variable and name it as the authentication variable"
+            )
+        return netguard.url_problem(value)
     if not PurePosixPath(value).is_absolute():
         return f"{value!r} is not an absolute path (expected a folder or glob starting with /, or an http(s) URL)"
     return None
@@ -59,6 +66,8 @@ def auth_env_var_problem(value: str, location: str) -> str | None:
 def billing_file_problem(upload) -> str | None:
     """A quick look at an upload's first bytes, so an obviously wrong file is refused before it is stored."""
     name = getattr(upload, "name", "the file")
+    if too_large := upload_size_problem(upload, "billing"):
+        return too_large
     if not upload.size:
         return f"{name} is empty (expected {FILE_KINDS})"
     head = upload.read(4)
@@ -305,6 +314,8 @@ class UnitVolumeUploadForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
+        if too_large := upload_size_problem(upload, "csv"):
+            raise forms.ValidationError(too_large)
         if not upload.size:
             raise forms.ValidationError(f"{upload.name} is empty (expected a CSV with the header service,date,units)")
         return upload

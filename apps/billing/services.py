@@ -3,12 +3,14 @@
 import csv
 import fnmatch
 import glob
+import gzip
 import hashlib
 import io
 import logging
 import os
 import shutil
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
@@ -16,11 +18,15 @@ from pathlib import Path
 from typing import IO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import Error as DatabaseError
+from django.db import close_old_connections, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from apps.catalog.models import Service
+from apps.core import netguard
 from apps.core.exceptions import ApplicationError
+from apps.core.uploads import storage_error_message
 
 from .formats import FORMATS
 from .importer import billing_import_claim, billing_import_run
@@ -43,19 +49,45 @@ def _upload_dir(source: BillingSource) -> Path:
     return folder
 
 
+class _ReadFailed(Exception):
+    """Reading the incoming stream failed (not writing it): the caller reports the original error."""
+
+
+def _read_chunks(stream: IO[bytes]):
+    while True:
+        try:
+            chunk = stream.read(HASH_CHUNK)
+        except Exception as exc:
+            raise _ReadFailed() from exc
+        if not chunk:
+            return
+        yield chunk
+
+
 def _store(source: BillingSource, stream: IO[bytes], filename: str) -> tuple[Path, str, int]:
-    """Copy a file into the upload folder, hashing it on the way; nothing is left behind on failure."""
-    target = _upload_dir(source) / f"{uuid.uuid4().hex}-{Path(filename).name}"
+    """Copy a file into the upload folder, hashing it on the way; nothing is left behind on failure.
+
+    A failed write (disk full, file too large, I/O error) raises ApplicationError("could not store the upload
+    ...: no space left on device ..."); a failed read re-raises the reader's own error."""
+    target = None
     digest, size = hashlib.sha256(), 0
     try:
+        target = _upload_dir(source) / f"{uuid.uuid4().hex}-{Path(filename).name}"
         with open(target, "wb") as out:
-            while chunk := stream.read(HASH_CHUNK):
+            for chunk in _read_chunks(stream):
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())  # a delayed write error shows here, not later in the import
+    except _ReadFailed as exc:
+        if target is not None:
+            target.unlink(missing_ok=True)
+        raise exc.__cause__ from None
     except OSError as exc:
-        target.unlink(missing_ok=True)
-        raise ApplicationError(f"{filename}: the upload could not be stored ({exc.strerror})") from None
+        if target is not None:
+            target.unlink(missing_ok=True)
+        raise ApplicationError(storage_error_message(exc, Path(filename).name)) from None
     return target, digest.hexdigest(), size
 
 
@@ -92,7 +124,17 @@ def billing_import_upload(
     )
     from .tasks import billing_import_task
 
-    billing_import_task.delay_on_commit(billing_import.pk)
+    def queue() -> None:
+        try:
+            billing_import_task.delay(billing_import.pk)
+        except BrokerUnavailable as exc:  # still unreachable after the publish retries (settings)
+            error = f"{filename}: stored, but the import could not be queued: the task broker is unreachable ({exc})"
+            BillingImport.objects.filter(pk=billing_import.pk, status=BillingImport.Status.QUEUED).update(
+                status=BillingImport.Status.FAILED, error=error, finished_at=timezone.now()
+            )
+            raise ApplicationError(f"{error}. Upload the file again once it is back.") from None
+
+    transaction.on_commit(queue)
     return billing_import
 
 
@@ -132,6 +174,17 @@ def billing_import_execute(*, import_id: int) -> BillingImport | None:
     return billing_import_run(billing_import=billing_import)
 
 
+def billing_import_give_up(*, import_id: int, error: str) -> None:
+    """Record an import the worker stopped retrying as failed, with why; a finished import is left as it is."""
+    close_old_connections()  # the connection that failed is not reused
+    try:
+        BillingImport.objects.filter(
+            pk=import_id, status__in=[BillingImport.Status.QUEUED, BillingImport.Status.RUNNING]
+        ).update(status=BillingImport.Status.FAILED, error=error[:2000], finished_at=timezone.now())
+    except DatabaseError:  # still unreachable: the import stays "running" and the log has the error
+        logger.exception("billing import %s could not be marked as failed", import_id)
+
+
 # --- Pulls ---------------------------------------------------------------------------------------------------
 
 
@@ -165,30 +218,70 @@ def _auth_headers(source: BillingSource) -> dict[str, str]:
     return {"Authorization": value}
 
 
+def _gzip_problem(path: Path) -> str | None:
+    """Why a gzip file cannot be read to its end (cut short or damaged), or None; other files pass."""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return None
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(HASH_CHUNK):
+                pass
+    except (EOFError, OSError, zlib.error) as exc:
+        return f"the download is a gzip file that is cut short or damaged ({exc}); nothing was imported"
+    return None
+
+
 def _download(source: BillingSource, seen: SeenFile | None) -> tuple[Candidate | None, Path | None]:
-    """GET the URL (conditional on the last ETag); returns None when the server says it is unchanged."""
+    """GET the URL (conditional on the last ETag); returns None when the server says it is unchanged.
+
+    The connection goes through the outbound guard (apps.core.netguard): a URL resolving to a refused address
+    is never connected to, redirects included. A download that stalls, ends early or is a truncated gzip file
+    is refused whole (SourceUnavailable) and leaves no file behind."""
     import requests
+    from urllib3.exceptions import HTTPError as TransportError
+    from urllib3.exceptions import IncompleteRead, ReadTimeoutError
 
     headers = _auth_headers(source)
     if seen is not None and seen.fingerprint.startswith("etag:"):
         headers["If-None-Match"] = seen.fingerprint.removeprefix("etag:")
+    location = source.location
+    wait = settings.BILLING_DOWNLOAD_TIMEOUT
     try:
-        with requests.get(source.location, headers=headers, stream=True, timeout=(10, 120)) as response:
+        with (
+            netguard.session() as http,
+            http.get(location, headers=headers, stream=True, timeout=(netguard.connect_timeout(), wait)) as response,
+        ):
             if response.status_code == 304:
                 return None, None
             if response.status_code != 200:
-                raise SourceUnavailable(f"{source.location} answered HTTP {response.status_code}")
+                raise SourceUnavailable(f"{location} answered HTTP {response.status_code}")
             # The length the server announced is of the bytes on the wire: store them as sent.
             expected = None if response.headers.get("Content-Encoding") else response.headers.get("Content-Length")
             name = Path(response.url.split("?")[0]).name or "download"
             path, checksum, size = _store(source, response.raw, name)
-    except requests.RequestException as exc:
-        raise SourceUnavailable(f"{source.location}: {exc}") from None
+    except netguard.OutboundRefused as exc:
+        raise SourceUnavailable(f"{location}: {exc}") from None
+    except (requests.Timeout, ReadTimeoutError):
+        raise SourceUnavailable(
+            f"{location}: no answer for {wait:g} s (OPSPORTAL_BILLING_DOWNLOAD_TIMEOUT); nothing was imported"
+        ) from None
+    except (requests.RequestException, TransportError) as exc:
+        short = next((a for a in exc.args if isinstance(a, IncompleteRead)), None)
+        what = f"the download was cut short ({short})" if short else f"the download failed ({exc})"
+        raise SourceUnavailable(f"{location}: {what}; nothing was imported") from None
+    except ApplicationError as exc:  # the upload folder could not take the file
+        raise SourceUnavailable(f"{location}: {exc}") from None
     if expected is not None and int(expected) != size:
         path.unlink(missing_ok=True)
-        raise SourceUnavailable(f"{source.location}: the download ended after {size} of {expected} bytes")
+        raise SourceUnavailable(
+            f"{location}: the download ended after {size} of {expected} bytes; nothing was imported"
+        )
+    if problem := _gzip_problem(path):
+        path.unlink(missing_ok=True)
+        raise SourceUnavailable(f"{location}: {problem}")
     etag = response.headers.get("ETag")
-    return Candidate(source.location, f"etag:{etag}" if etag else checksum, size), path
+    return Candidate(location, f"etag:{etag}" if etag else checksum, size), path
 
 
 def billing_source_pull(*, source: BillingSource) -> list[BillingImport]:
@@ -211,8 +304,11 @@ def billing_source_pull(*, source: BillingSource) -> list[BillingImport]:
         for candidate in _local_candidates(source.location):
             if candidate.name in seen and seen[candidate.name].fingerprint == candidate.fingerprint:
                 continue
-            with open(candidate.name, "rb") as fh:
-                path, _, _ = _store(source, fh, os.path.basename(candidate.name))
+            try:
+                with open(candidate.name, "rb") as fh:
+                    path, _, _ = _store(source, fh, os.path.basename(candidate.name))
+            except ApplicationError as exc:  # the upload folder could not take the copy
+                raise SourceUnavailable(str(exc)) from None
             files.append((candidate, path))
     from .tasks import billing_import_task
 

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.db import models
 
+from .forms import TelemetrySourceForm
 from .models import MetricMapping, ServiceUnitSource, TelemetryPull, TelemetrySource
 from .services import source_apply_preset
 
@@ -22,6 +23,7 @@ class MetricMappingInline(admin.StackedInline):
 
 @admin.register(TelemetrySource)
 class TelemetrySourceAdmin(admin.ModelAdmin):
+    form = TelemetrySourceForm
     list_display = ["name", "base_url", "enabled", "step_seconds", "pull_interval_seconds", "last_pull_at"]
     list_filter = ["enabled", "preset"]
     inlines = [MetricMappingInline]
@@ -66,7 +68,20 @@ class TelemetrySourceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pull the backfill window again on the next pull")
     def backfill_again(self, request, queryset):
+        from apps.audit import record
+
+        mappings = MetricMapping.objects.filter(source__in=queryset, pulled_until__isnull=False)
+        reset = list(mappings.select_related("source"))
         count = MetricMapping.objects.filter(source__in=queryset).update(pulled_until=None)
+        for mapping in reset:  # a bulk update sends no signal: record it in the audit trail here
+            record(
+                model=MetricMapping,
+                object_id=mapping.pk,
+                object_repr=str(mapping),
+                action="updated",
+                before={"pulled_until": mapping.pulled_until.isoformat()},
+                after={"pulled_until": None},
+            )
         self.message_user(request, f"{count} mappings will start again from their backfill window.")
 
 

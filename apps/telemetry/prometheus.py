@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import requests
+from django.conf import settings
+
+from apps.core import netguard
 
 # Prometheus refuses a range query of more than 11,000 steps per series; stay clear of it.
 MAX_POINTS_PER_QUERY = 10_000
@@ -79,7 +82,8 @@ class PrometheusClient:
         self.base_url = base_url.rstrip("/")
         self.headers = headers or {}
         self.timeout = timeout
-        self.session = requests.Session()
+        # URLs come from admins: every connection (and redirect) goes through the outbound guard.
+        self.session = netguard.session()
 
     def query_range(self, query: str, *, start: datetime, end: datetime, step_seconds: int) -> RangeResult:
         """Run a range query. POST with form data, as long queries need (MONITORING.md section 3)."""
@@ -91,10 +95,19 @@ class PrometheusClient:
             "step": str(step_seconds),
             "timeout": f"{self.timeout}s",
         }
+        wait = self.timeout + settings.PROMETHEUS_TIMEOUT_GRACE
         try:
-            response = self.session.post(url, data=data, headers=self.headers, timeout=(5, self.timeout + 5))
+            response = self.session.post(
+                url, data=data, headers=self.headers, timeout=(netguard.connect_timeout(), wait)
+            )
+        except netguard.OutboundRefused as exc:
+            raise PrometheusUnavailable(f"{url}: {exc}") from exc
         except requests.Timeout as exc:
-            raise PrometheusUnavailable(f"{url} did not answer within {self.timeout} s") from exc
+            raise PrometheusUnavailable(f"{url} did not answer within {wait:g} s") from exc
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+            raise PrometheusUnavailable(
+                f"the answer from {url} was cut short or damaged ({exc}); nothing from it was stored"
+            ) from exc
         except requests.RequestException as exc:
             raise PrometheusUnavailable(f"cannot reach {url}: {type(exc).__name__}: {exc}") from exc
         return self._parse(url, response)
@@ -108,6 +121,12 @@ class PrometheusClient:
         if response.status_code in RETRYABLE_STATUS:
             detail = body.get("error") if isinstance(body, dict) else response.text[:200]
             raise PrometheusUnavailable(f"{url} answered HTTP {response.status_code}: {detail}".strip())
+        if body is None and response.status_code == 200 and "json" in response.headers.get("Content-Type", ""):
+            # A JSON answer that does not parse was most likely cut short on the way: worth another try.
+            raise PrometheusUnavailable(
+                f"the answer from {url} is not complete JSON ({len(response.content)} bytes; cut short?); "
+                "nothing from it was stored"
+            )
         if not isinstance(body, dict) or "status" not in body:
             raise PrometheusQueryError(
                 f"{url} answered HTTP {response.status_code} with something other than a Prometheus API response: "

@@ -12,6 +12,8 @@ os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("DJANGO_SESSION_COOKIE_SECURE", "0")
 os.environ.setdefault("DJANGO_CSRF_COOKIE_SECURE", "0")
 os.environ.setdefault("EMAIL_URL", "memorymail://")
+# Tests run their servers on the local machine; tests/security narrow this to prove the refusals.
+os.environ.setdefault("OPSPORTAL_OUTBOUND_ALLOW", "127.0.0.1,localhost")
 
 from .base import *  # noqa: F403
 

@@ -86,6 +86,7 @@ def test_admin_adds_and_edits_a_source(admin):
         ({"location": "exports/aws"}, "location", "'exports/aws' is not an absolute path"),
         ({"location": "s3://bucket/cur/"}, "location", "s3:// is not supported"),
         ({"location": "https:///no-host"}, "location", "has no host name"),
+        ({"location": "https://ops:s3cret@x.example.com/a.csv"}, "location", "carries a user name or password"),
         ({"auth_env_var": "Bearer abc123"}, "auth_env_var", "is not an environment variable name"),
         ({"location": "/data/aws", "auth_env_var": "AWS_TOKEN"}, "auth_env_var", "only used for http(s) URLs"),
         ({"pull_every_minutes": "1"}, "pull_every_minutes", "greater than or equal to 5"),
@@ -101,6 +102,7 @@ def test_a_bad_source_is_refused_with_the_reason_and_nothing_is_saved(source, ad
     # The credential itself is never echoed back in an error.
     if changes.get("auth_env_var", "").startswith("Bearer"):
         assert "abc123" not in " ".join(_field_errors(response, field))
+    assert "s3cret" not in " ".join(_field_errors(response, field))
 
 
 def test_source_page_lists_imports_with_their_totals_and_who_started_them(source, cfo, tmp_path, users):

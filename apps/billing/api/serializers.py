@@ -106,7 +106,7 @@ class ProgressSerializer(serializers.Serializer):
 
 class BillingImportSerializer(serializers.ModelSerializer):
     source_name = serializers.CharField(source="source.name", read_only=True)
-    started_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    started_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     billed_total = MoneyField()
     effective_total = MoneyField()
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
