@@ -4,6 +4,7 @@ from django import forms
 
 from apps.accounts.roles import Role
 from apps.catalog.models import Location, Product
+from apps.core.limits import size_text, upload_limit, upload_size_problem
 from apps.kpis.models import Target
 
 from .metrics import METRICS
@@ -66,14 +67,16 @@ class TargetForm(forms.Form):
 
 
 class CsvImportForm(forms.Form):
-    file = forms.FileField(help_text="UTF-8 CSV with the columns listed below, at most 20 MB.")
+    file = forms.FileField(help_text="UTF-8 CSV with the columns listed below.")
 
-    MAX_BYTES = 20 * 1024 * 1024
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["file"].help_text += f" At most {size_text(upload_limit('csv'))}."
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        if upload.size > self.MAX_BYTES:
-            raise forms.ValidationError(f"{upload.name} is {upload.size:,} bytes; the limit is {self.MAX_BYTES:,}.")
+        if too_large := upload_size_problem(upload, "csv"):
+            raise forms.ValidationError(too_large)
         return upload
 
 

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from apps.core.csvexport import safe_cell
+
 from .metrics import BREAKDOWN_KEYS, METRICS
 
 COLUMNS = {
@@ -155,11 +157,9 @@ def nps_response_rows(responses) -> list[dict]:
 
 
 def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
     if isinstance(value, list):
-        return " ".join("" if v is None else str(v) for v in value)
-    return value
+        value = " ".join("" if v is None else str(v) for v in value)
+    return safe_cell(value)
 
 
 def to_csv(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:

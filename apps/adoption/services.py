@@ -272,6 +272,20 @@ def _csv_record(row: dict[str, str], *, line: int) -> tuple[dict[str, Any], list
     return record, errors
 
 
+def _csv_rows(reader: csv.DictReader, filename: str):
+    """The reader's rows; a row the csv module cannot read (e.g. a field over its size limit) refuses the file."""
+    line = 1
+    while True:
+        line += 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ApplicationError(f"{filename}: row {line} is not a valid CSV row ({exc})") from None
+        yield row
+
+
 def events_import_csv(
     data: bytes, *, actor, filename: str = "upload.csv", now: datetime | None = None, schedule_refresh: bool = True
 ) -> IngestResult:
@@ -287,7 +301,10 @@ def events_import_csv(
     except UnicodeDecodeError as exc:
         raise ApplicationError(f"{filename}: not UTF-8 text (byte {exc.start} is {data[exc.start]:#x})") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise ApplicationError(f"{filename}: row 1 is not a valid CSV row ({exc})") from None
     missing = [c for c in CSV_REQUIRED if c not in header]
     if missing:
         raise ApplicationError(
@@ -298,7 +315,7 @@ def events_import_csv(
         raise ApplicationError(f"{filename}: unknown column(s) {', '.join(unknown)}; allowed: {', '.join(CSV_COLUMNS)}")
     reader.fieldnames = header
     records, lines, errors = [], [], []
-    for line, row in enumerate(reader, start=2):
+    for line, row in enumerate(_csv_rows(reader, filename), start=2):
         if len(records) >= CSV_MAX_ROWS:
             raise ApplicationError(f"{filename}: more than {CSV_MAX_ROWS:,} rows; split the file")
         if None in row:
@@ -535,7 +552,11 @@ def nps_responses_ingest(records: Sequence[Any], *, now: datetime | None = None)
     now = now or timezone.now()
     if len(records) > MAX_BATCH:
         raise ApplicationError(f"at most {MAX_BATCH:,} responses per call; this one has {len(records):,}")
-    slugs = {r.get("campaign") for r in records if isinstance(r, dict) and isinstance(r.get("campaign"), str)}
+    slugs = {
+        r["campaign"]
+        for r in records
+        if isinstance(r, dict) and isinstance(r.get("campaign"), str) and "\x00" not in r["campaign"]
+    }
     campaigns = {c.slug: c for c in NpsCampaign.objects.filter(slug__in=slugs).select_related("product")}
     allowed = {"campaign", "user_id", "score", "comment", "submitted_at"}
     rows: dict[tuple[int, str], NpsResponse] = {}
@@ -554,15 +575,15 @@ def nps_responses_ingest(records: Sequence[Any], *, now: datetime | None = None)
         if campaign is None:
             problems.append(("campaign", f"unknown campaign {r.get('campaign')!r}"))
         user_id = r.get("user_id")
-        if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > 150:
-            problems.append(("user_id", "expected a non-empty string of at most 150 characters"))
+        if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > 150 or "\x00" in user_id:
+            problems.append(("user_id", "expected a non-empty string of at most 150 characters, without NUL"))
         try:
             score = _check_score(r.get("score"))
         except ApplicationError as exc:
             problems.append(("score", str(exc)))
         comment = r.get("comment") or ""
-        if not isinstance(comment, str) or len(comment) > 5_000:
-            problems.append(("comment", "expected a string of at most 5,000 characters"))
+        if not isinstance(comment, str) or len(comment) > 5_000 or "\x00" in comment:
+            problems.append(("comment", "expected a string of at most 5,000 characters, without NUL"))
         submitted_at = now
         if r.get("submitted_at") not in (None, ""):
             try:

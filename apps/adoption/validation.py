@@ -105,10 +105,11 @@ class _Lookups:
         for record in records:
             if not isinstance(record, dict):
                 continue
-            if isinstance(record.get("product"), str):
+            # A NUL cannot be in a slug or code, and PostgreSQL refuses it even in a query: such a key is unknown.
+            if isinstance(record.get("product"), str) and "\x00" not in record["product"]:
                 slugs.add(record["product"])
             props = record.get("properties")
-            if isinstance(props, dict) and isinstance(props.get("location"), str):
+            if isinstance(props, dict) and isinstance(props.get("location"), str) and "\x00" not in props["location"]:
                 codes.add(props["location"])
         self.products: dict[str, tuple[int, frozenset[str]]] = {
             slug: (pk, frozenset(names or []))
@@ -120,6 +121,21 @@ class _Lookups:
         ):
             region = pk if kind == Location.Kind.REGION else parent_id
             self.locations[code] = (pk, region)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _fields_with_nul(record: dict) -> list[str]:
+    """The fields holding a NUL character anywhere (PostgreSQL stores no NUL in text or JSON)."""
+    return [str(k).replace("\x00", "\\x00") for k, v in record.items() if _has_nul(k) or _has_nul(v)]
 
 
 def validate_events(
@@ -152,6 +168,7 @@ def validate_events(
         for field_name, value in zip(REQUIRED, (raw_id, slug, user_id, name, raw_ts), strict=True):
             if value is None or value == "":
                 problems.append((field_name, "is required"))
+        problems += [(f, "text must not contain NUL (\\x00) characters") for f in _fields_with_nul(record)]
 
         event_id = None
         if raw_id is not None and raw_id != "":

@@ -64,6 +64,11 @@ def _number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _key_text(value) -> bool:
+    """A string that can be a slug (PostgreSQL refuses a NUL character even in a query)."""
+    return isinstance(value, str) and "\x00" not in value
+
+
 def _validate_shape(i: int, item: dict, errors: list[ItemError]) -> dict | None:
     given = [k for k in ("samples", "histogram", "categories") if item.get(k) is not None]
     if len(given) != 1:
@@ -113,6 +118,9 @@ def _validate_shape(i: int, item: dict, errors: list[ItemError]) -> dict | None:
     if not isinstance(value, dict) or not value:
         errors.append(ItemError(i, "categories", value, "expected an object of category name to count"))
         return None
+    if any("\x00" in k for k in value):
+        errors.append(ItemError(i, "categories", value, "category names cannot contain NUL characters"))
+        return None
     bad = next((k for k, c in value.items() if not (_number(c) and c >= 0)), None)
     if bad is not None:
         errors.append(ItemError(i, "categories", value[bad], f"the count of '{bad}' must be a number at least 0"))
@@ -138,13 +146,12 @@ def distributions_push(*, items: Any, now=None) -> PushResult:
         )
     dicts = [item for item in items if isinstance(item, dict)]
     models = {
-        m.slug: m
-        for m in MLModel.objects.filter(slug__in={d.get("model") for d in dicts if isinstance(d.get("model"), str)})
+        m.slug: m for m in MLModel.objects.filter(slug__in={d["model"] for d in dicts if _key_text(d.get("model"))})
     }
     environments = {
         e.slug: e
         for e in Environment.objects.filter(
-            slug__in={d.get("environment") for d in dicts if isinstance(d.get("environment"), str)}
+            slug__in={d["environment"] for d in dicts if _key_text(d.get("environment"))}
         )
     }
     versions = {(v.model_id, v.version): v for v in ModelVersion.objects.filter(model__in=models.values())}
@@ -171,7 +178,7 @@ def distributions_push(*, items: Any, now=None) -> PushResult:
             if environment is None:
                 errors.append(ItemError(i, "environment", item["environment"], "no environment with this slug"))
         feature = item.get("feature") or ""
-        if not isinstance(feature, str) or len(feature) > 100:
+        if not isinstance(feature, str) or len(feature) > 100 or "\x00" in feature:
             errors.append(ItemError(i, "feature", feature, "expected a feature name of at most 100 characters"))
         reference = item.get("reference", False)
         if not isinstance(reference, bool):

@@ -4,7 +4,6 @@ Views parse input, call one service or report function and render; every figure 
 ``reports`` (rollups, aggregated in the database) and every write from ``services``.
 """
 
-import csv
 from decimal import Decimal
 
 from django.contrib import messages
@@ -19,6 +18,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.permissions import AdminRequiredMixin, RoleRequiredMixin
+from apps.core.csvexport import csv_download
 from apps.core.exceptions import ApplicationError
 from apps.core.http import request_period
 from apps.kpis.registry import KpiFilters
@@ -126,9 +126,7 @@ class UnitCostExportView(RoleRequiredMixin, View):
         cost = form.value("cost", "effective")
         period = request_period(request)
         report = reports.unit_cost_report(period, cost=cost)
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="unit-cost-{period.key}.csv"'
-        out = csv.writer(response)
+        response, out = csv_download(f"unit-cost-{period.key}.csv")
         out.writerow(
             [
                 "period",
@@ -239,9 +237,7 @@ class CostExplorerExportView(RoleRequiredMixin, View):
         period = request_period(request)
         _, params = _explorer_params(request)
         explorer = reports.explore(period.start, period.end, **params)
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="cost-{params["group_by"]}-{period.key}.csv"'
-        out = csv.writer(response)
+        response, out = csv_download(f"cost-{params['group_by']}-{period.key}.csv")
         out.writerow([params["grain"], params["group_by"], "group", "currency", reports.COST_FIELDS[params["cost"]]])
         for series in explorer.series:
             for bucket, value in zip(explorer.buckets, series.values, strict=True):

@@ -1,17 +1,16 @@
 """Capacity pages: the overview (waste by pool, utilisation heat map, exhaustion, savings), a pool's page, CSV
 exports and forecast runs."""
 
-import csv
 from decimal import Decimal
 
 from django.contrib import messages
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.permissions import AdminRequiredMixin, RoleRequiredMixin
 from apps.catalog.models import CapacityPool
+from apps.core.csvexport import csv_download
 from apps.core.http import request_period
 from apps.kpis.registry import KpiFilters
 
@@ -64,9 +63,7 @@ class CapacityCsvView(RoleRequiredMixin, View):
 
     def get(self, request):
         period, _, overview = _overview(request)
-        response = HttpResponse(content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="capacity-{period.key}.csv"'
-        writer = csv.writer(response)
+        response, writer = csv_download(f"capacity-{period.key}.csv")
         writer.writerow(
             [
                 "pool",
@@ -171,9 +168,7 @@ class PoolCsvView(RoleRequiredMixin, View):
         pool = get_object_or_404(CapacityPool, slug=slug)
         period = request_period(request)
         capacity = selectors.pool_capacity([pool], period.start, period.end)[0]
-        response = HttpResponse(content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="capacity-{pool.slug}-{period.key}.csv"'
-        writer = csv.writer(response)
+        response, writer = csv_download(f"capacity-{pool.slug}-{period.key}.csv")
         writer.writerow(
             [
                 "day",

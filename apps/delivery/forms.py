@@ -1,10 +1,10 @@
 from django import forms
 
+from apps.core.limits import upload_size_problem
+
 from .models import DeliveryImport
 from .records import SCHEMAS
 from .selectors import DeliveryScope, service_choices, team_choices
-
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 
 class ScopeForm(forms.Form):
@@ -35,8 +35,8 @@ class DeliveryImportForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        if upload.size > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(f"The file is {upload.size:,} bytes; the limit is {MAX_UPLOAD_BYTES:,}.")
+        if too_large := upload_size_problem(upload, "csv"):
+            raise forms.ValidationError(too_large)
         return upload
 
 

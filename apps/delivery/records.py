@@ -63,6 +63,8 @@ def text(max_length: int) -> Callable[[Any], str]:
         value = str(value).strip()
         if len(value) > max_length:
             raise RecordError(f"text of at most {max_length} characters (got {len(value)})")
+        if "\x00" in value:
+            raise RecordError(f"text of at most {max_length} characters, without NUL characters")
         return value
 
     return parse
@@ -300,16 +302,23 @@ class RowCollector:
         if len(self.errors) >= MAX_ERRORS:
             self.truncated = True
             return
-        self.errors.append(RowError(row, column, shown(value), expected, self.row_label))
+        self.errors.append(RowError(row, _storable(column), _storable(shown(value)), expected, self.row_label))
+
+
+def _storable(text: str, limit: int = 300) -> str:
+    """A refused value as the errors keep it: NUL made visible (the database refuses it), at most ``limit`` long."""
+    text = text.replace("\x00", "\\x00")
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
 
 
 def check_columns(schema: Schema, names: Iterable[str], errors: RowCollector, *, row: int) -> bool:
     """Unknown and missing columns are errors: a misspelt column must not silently drop its data."""
     present = list(names)
     ok = True
-    for name in present:
+    for position, name in enumerate(present, start=1):
         if name not in schema.names:
-            errors.add(row, name, name, f"one of the columns {', '.join(schema.names)}")
+            label = name.strip() or f"(column {position}, unnamed)"
+            errors.add(row, label, name, f"one of the columns {', '.join(schema.names)}")
             ok = False
     for name in schema.required_names:
         if name not in present:

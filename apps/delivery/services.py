@@ -571,17 +571,27 @@ def delivery_csv_import(
         text = ""
     if text and not errors.errors:
         reader = csv.reader(io.StringIO(text, newline=""))
-        header = [name.strip().lower() for name in next(reader, [])]
-        if check_columns(SCHEMAS[kind], header, errors, row=1):
-            for number, values in enumerate(reader, start=2):
-                if not any(v.strip() for v in values):
-                    continue
-                if len(values) != len(header):
-                    errors.add(
-                        number, "(row)", ",".join(values), f"{len(header)} fields like the header, not {len(values)}"
-                    )
-                    continue
-                records.append((number, dict(zip(header, values, strict=True))))
+        last_read = 0  # the last row read (the header is row 1)
+        try:
+            header = [name.strip().lower() for name in next(reader, [])]
+            last_read = 1
+            if check_columns(SCHEMAS[kind], header, errors, row=1):
+                for number, values in enumerate(reader, start=2):
+                    last_read = number
+                    if not any(v.strip() for v in values):
+                        continue
+                    if len(values) != len(header):
+                        errors.add(
+                            number,
+                            "(row)",
+                            ",".join(values),
+                            f"{len(header)} fields like the header, not {len(values)}",
+                        )
+                        continue
+                    records.append((number, dict(zip(header, values, strict=True))))
+        except csv.Error as exc:
+            # e.g. a field over the csv module's size limit: the rest of the file cannot be read reliably
+            errors.add(last_read + 1, "(row)", "", f"a readable CSV row ({exc})")
     elif not errors.errors:
         errors.add(1, "(header)", "", f"a header row with the columns {', '.join(SCHEMAS[kind].names)}")
     return _run_batch(
@@ -597,12 +607,20 @@ def delivery_csv_import(
     )
 
 
+MAX_API_ITEMS = 5_000  # records per API batch
+
+
 def delivery_api_ingest(*, kind: str, items: Any, source_slug: str | None = None, actor=None) -> DeliveryImport:
     """Ingest a JSON list of records of ``kind``, all or nothing; errors are numbered by item (from 0)."""
     errors = RowCollector("item")
     records: list[tuple[int, Mapping[str, Any]]] = []
+    if source_slug is not None and not isinstance(source_slug, str):
+        errors.add(0, "source", json.dumps(source_slug)[:80], "the slug of a delivery source (text)")
+        source_slug = None
     if not isinstance(items, list):
         errors.add(0, "items", type(items).__name__, "a JSON list of records")
+    elif len(items) > MAX_API_ITEMS:
+        errors.add(0, "items", f"{len(items):,} records", f"at most {MAX_API_ITEMS:,} records per batch; split it")
     else:
         for index, item in enumerate(items):
             if isinstance(item, dict):

@@ -70,7 +70,8 @@ class CatalogLookup:
         wanted: dict[str, set[str]] = {f: set() for f in REF_FIELDS}
         for ref in refs:
             for f in REF_FIELDS:
-                if isinstance(ref.get(f), str):
+                # A NUL cannot be in a slug, and PostgreSQL refuses it even in a query: such a key is unknown.
+                if isinstance(ref.get(f), str) and "\x00" not in ref[f]:
                     wanted[f].add(ref[f])
         self.models = {m.slug: m for m in MLModel.objects.filter(slug__in=wanted["model"])}
         self.environments = {e.slug: e for e in Environment.objects.filter(slug__in=wanted["environment"])}

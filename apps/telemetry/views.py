@@ -1,12 +1,10 @@
 """The model telemetry page: latency percentiles, error rate and throughput per version and environment."""
 
-import csv
-
-from django.http import HttpResponse
 from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.permissions import RoleRequiredMixin
+from apps.core.csvexport import csv_download
 from apps.core.http import request_period
 
 from . import charts, selectors
@@ -60,9 +58,7 @@ class ModelTelemetryCsvView(RoleRequiredMixin, View):
 
     def get(self, request):
         period, _, _, grain, workloads = _workloads(request)
-        response = HttpResponse(content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="model-telemetry-{period.key}.csv"'
-        writer = csv.writer(response)
+        response, writer = csv_download(f"model-telemetry-{period.key}.csv")
         writer.writerow(
             [
                 "bucket_start",

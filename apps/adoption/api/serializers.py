@@ -142,7 +142,7 @@ class TargetSerializer(serializers.ModelSerializer):
         slug_field="slug", queryset=Product.objects.all(), allow_null=True, required=False
     )
     direction = serializers.ChoiceField(choices=Target.DirectionChoice.choices, required=False)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Target

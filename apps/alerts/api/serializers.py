@@ -121,7 +121,7 @@ class AlertRuleSerializer(_ScopeFields, serializers.ModelSerializer):
 
 class SilenceSerializer(_ScopeFields, serializers.ModelSerializer):
     rule = serializers.PrimaryKeyRelatedField(queryset=AlertRule.objects.all(), allow_null=True, required=False)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Silence
@@ -208,10 +208,10 @@ class AuditEntrySerializer(serializers.ModelSerializer):
 
 class AlertSerializer(serializers.ModelSerializer):
     rule = serializers.PrimaryKeyRelatedField(read_only=True)
-    owner_user = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    owner_team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    silenced_by = serializers.PrimaryKeyRelatedField(read_only=True)
+    owner_user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    owner_team = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    silenced_by = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Alert
@@ -314,7 +314,7 @@ class DistributionRejectedSerializer(serializers.Serializer):
 
 class ModelHealthSerializer(serializers.Serializer):
     period = serializers.CharField()
-    model_sla_percent = serializers.DecimalField(max_digits=6, decimal_places=1, allow_null=True)
+    model_sla_percent = serializers.FloatField(allow_null=True)
     versions_counted = serializers.IntegerField(allow_null=True)
     note = serializers.CharField()
     rows = HealthRowSerializer(many=True)

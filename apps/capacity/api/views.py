@@ -82,7 +82,11 @@ class ForecastRunListApi(generics.ListAPIView):
             run.progress = selectors.run_progress(run)
         return page
 
-    @extend_schema(request=s.ForecastRunStartSerializer, responses={202: s.ForecastRunSerializer(many=True)})
+    # The started runs as a plain list (a serializer with many=True would be documented as a paginated page).
+    @extend_schema(
+        request=s.ForecastRunStartSerializer,
+        responses={202: {"type": "array", "items": {"$ref": "#/components/schemas/ForecastRun"}}},
+    )
     def post(self, request):
         data = s.ForecastRunStartSerializer(data=request.data)
         data.is_valid(raise_exception=True)

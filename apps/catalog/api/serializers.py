@@ -76,9 +76,15 @@ class MLModelSerializer(serializers.ModelSerializer):
 
 
 class ProductSerializer(serializers.ModelSerializer):
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     service = serializers.SlugRelatedField(
         slug_field="slug", queryset=Service.objects.all(), allow_null=True, required=False
+    )
+    # A list of event names (the model's JSONField alone would take null, a number or an object).
+    usage_event_names = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        help_text=Product._meta.get_field("usage_event_names").help_text,
     )
 
     class Meta:

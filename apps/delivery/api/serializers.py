@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from apps.core.limits import upload_size_problem
+
 from ..models import Change, DeliveryImport, Deployment, Feature, Incident
 from ..records import SCHEMAS
 
@@ -35,7 +37,7 @@ def batch_request_serializer(kind: str) -> type[serializers.Serializer]:
 
 class DeliveryImportSerializer(serializers.ModelSerializer):
     source = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = DeliveryImport
@@ -81,6 +83,11 @@ class CsvImportRequestSerializer(serializers.Serializer):
         if value not in DeliveryImport.Kind.values:
             raise serializers.ValidationError(f"expected one of {', '.join(DeliveryImport.Kind.values)}")
         return value
+
+    def validate_file(self, upload):
+        if too_large := upload_size_problem(upload, "csv"):
+            raise serializers.ValidationError(too_large)
+        return upload
 
 
 class FeatureSerializer(serializers.ModelSerializer):

@@ -1,4 +1,5 @@
 import django_filters
+from django.http.request import RawPostDataException
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -216,12 +217,17 @@ class GitHubWebhookApi(APIView):
     )
     def post(self, request, slug: str):
         try:
+            body = request.body
+        except RawPostDataException:  # multipart: the body was already parsed as form data
+            detail = "the webhook body must be the raw JSON payload (Content-Type: application/json), not a form"
+            return Response({"detail": detail}, status=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
+        try:
             outcome = github_webhook_receive(
                 source_slug=slug,
                 event=request.headers.get("X-GitHub-Event", ""),
                 delivery_id=request.headers.get("X-GitHub-Delivery", ""),
                 signature=request.headers.get("X-Hub-Signature-256"),
-                body=request.body,
+                body=body,
             )
         except WebhookError as exc:
             return Response({"detail": str(exc), "errors": exc.errors}, status=exc.status)
