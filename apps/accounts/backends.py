@@ -1,6 +1,21 @@
+from axes.backends import AxesStandaloneBackend
 from django.contrib.auth.backends import ModelBackend
 
 from .roles import Role
+
+
+class LockoutBackend(AxesStandaloneBackend):
+    """Refuses a sign-in from a username + address that failed too often (django-axes); checks no password.
+
+    It stands before :class:`RoleBackend`. A sign-in through a form or the admin site always has a
+    request, and so an address to count failures against; a programmatic ``authenticate()`` without a
+    request (a management command, a shell) has no address and is left to the next backend.
+    """
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
 
 
 class RoleBackend(ModelBackend):

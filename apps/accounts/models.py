@@ -51,6 +51,8 @@ class ApiToken(TimeStampedModel):
     class Scope(models.TextChoices):
         READ = "read", "Read"
         WRITE = "write", "Read and write"
+        # For a product or batch job that only sends data: it cannot read anything back.
+        EVENTS_INGEST = "events:ingest", "Send adoption events and telemetry only"
 
     PREFIX_LENGTH = 8
 

@@ -9,6 +9,10 @@ from .roles import Role
 
 READ_ROLES = frozenset(Role)
 
+# The only routes an ``events:ingest`` token reaches, and only with POST: adoption events and the
+# telemetry push. The token's user still needs a role that may write there (the push is for Admins).
+INGEST_ROUTES = frozenset({"api-events-batch", "telemetry-push"})
+
 
 def user_role(user) -> Role | None:
     if not user or not user.is_authenticated or not user.is_active:
@@ -36,7 +40,8 @@ class AdminRequiredMixin(RoleRequiredMixin):
 class RolePermission(permissions.BasePermission):
     """API default: every role reads; writes need a role in the view's ``write_roles`` (Admin by default).
 
-    A token with the read scope can never write, whatever its user's role.
+    A token with the read scope can never write, whatever its user's role; a token with the
+    ``events:ingest`` scope can only POST to :data:`INGEST_ROUTES`.
     """
 
     message = "Your role does not allow this action."
@@ -45,6 +50,14 @@ class RolePermission(permissions.BasePermission):
         role = user_role(request.user)
         if role is None:
             return False
+        if isinstance(request.auth, ApiToken) and request.auth.scope == ApiToken.Scope.EVENTS_INGEST:
+            match = getattr(request, "resolver_match", None)
+            if request.method != "POST" or match is None or match.url_name not in INGEST_ROUTES:
+                self.message = (
+                    "This API token has the events:ingest scope: it may only POST to /api/v1/events/batch/ "
+                    "and /api/v1/telemetry/."
+                )
+                return False
         if request.method in permissions.SAFE_METHODS:
             return role in getattr(view, "read_roles", READ_ROLES)
         if isinstance(request.auth, ApiToken) and request.auth.scope == ApiToken.Scope.READ:

@@ -1,5 +1,6 @@
 """Who may change adoption targets: a PM only for products they own, admins everything, executives nothing."""
 
+import html
 from datetime import date
 
 import pytest
@@ -196,3 +197,90 @@ def test_api_refuses_a_value_out_of_range_with_a_reason(client, setup):
     )
     assert response.status_code == 400
     assert "between 1 and 5" in response.json()["detail"]
+
+
+# --- Every product-manager-owned object, by id, on pages and the API -------------------------------
+
+
+def test_api_pm_cannot_move_their_own_target_onto_anothers_product_or_make_it_organisation_wide(client, setup):
+    pm = _as(client, setup["pm"])
+    url = f"{API}{setup['own'].pk}/"
+    assert pm.patch(url, {"product": "gamma"}, content_type="application/json").status_code == 403
+    assert pm.patch(url, {"product": None}, content_type="application/json").status_code == 403
+    full = {"kpi": "demos", "product": "gamma", "month": "2026-12-01", "value": "1"}
+    assert pm.put(url, full, content_type="application/json").status_code == 403
+    own = Target.objects.get(pk=setup["own"].pk)
+    assert (own.product, own.value) == (setup["products"]["alpha"], 100)
+
+
+def test_api_pm_cannot_replace_or_delete_anothers_or_an_organisation_target(client, setup):
+    pm = _as(client, setup["pm"])
+    full = {"kpi": "demos", "product": "alpha", "month": "2026-12-01", "value": "1"}
+    for target in (setup["others"], setup["org"]):
+        assert pm.put(f"{API}{target.pk}/", full, content_type="application/json").status_code == 403
+        assert pm.delete(f"{API}{target.pk}/").status_code == 403
+    assert Target.objects.count() == 3
+    assert Target.objects.get(pk=setup["others"].pk).product == setup["products"]["gamma"]
+
+
+def test_page_pm_cannot_move_their_own_target_onto_anothers_product(client, setup):
+    url = reverse("adoption:target-edit", args=[setup["own"].pk])
+    response = _as(client, setup["pm"]).post(url, _form(setup["products"]["gamma"], value="5"))
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert Target.objects.get(pk=setup["own"].pk).product == setup["products"]["alpha"]
+
+
+PRODUCTS_API = "/api/v1/catalog/products/"
+
+
+@pytest.mark.parametrize("slug", ["alpha", "gamma"], ids=["own", "another-pms"])
+def test_api_pm_cannot_change_products_not_even_their_own(client, setup, slug):
+    """Products (their owner, name, usage events) are catalog configuration: admins change them."""
+    pm = _as(client, setup["pm"])
+    url = f"{PRODUCTS_API}{slug}/"
+    assert pm.get(url).status_code == 200
+    assert pm.patch(url, {"name": "Mine now"}, content_type="application/json").status_code == 403
+    assert pm.delete(url).status_code == 403
+    product = setup["products"][slug]
+    product.refresh_from_db()
+    assert product.name == slug.title()
+    assert product.owner == (setup["pm"] if slug == "alpha" else setup["other_pm"])
+
+
+def test_api_admin_changes_a_product(client, setup):
+    response = _as(client, setup["admin"]).patch(
+        f"{PRODUCTS_API}gamma/", {"name": "Gamma Vision"}, content_type="application/json"
+    )
+    assert response.status_code == 200
+    setup["products"]["gamma"].refresh_from_db()
+    assert setup["products"]["gamma"].name == "Gamma Vision"
+
+
+def test_page_pm_cannot_open_an_nps_campaign_on_anothers_product(client, setup):
+    from apps.adoption.models import NpsCampaign
+
+    pm = _as(client, setup["pm"])
+    data = {"name": "Q4 pulse", "opens_on": "2026-12-01"}
+    response = pm.post(reverse("adoption:campaign-create"), {**data, "product": setup["products"]["gamma"].pk})
+    assert response.status_code == 302
+    assert not NpsCampaign.objects.exists()
+    pm.post(reverse("adoption:campaign-create"), {**data, "product": setup["products"]["alpha"].pk})
+    assert list(NpsCampaign.objects.values_list("product__slug", flat=True)) == ["alpha"]
+
+
+def test_page_pm_cannot_import_events_of_anothers_product(client, setup):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.adoption.models import Event
+
+    csv = (
+        "product,user_id,event,timestamp\n"
+        "alpha,emp-1,trial_started,2026-11-02T10:00:00Z\n"
+        "gamma,emp-2,trial_started,2026-11-02T10:00:00Z\n"
+    )
+    upload = SimpleUploadedFile("events.csv", csv.encode(), content_type="text/csv")
+    response = _as(client, setup["pm"]).post(reverse("adoption:import"), {"file": upload})
+    assert response.status_code == 400
+    assert "'gamma' is not one of your products" in html.unescape(response.content.decode())
+    assert Event.objects.count() == 0  # the whole file is refused
