@@ -28,6 +28,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Adoption", "adoption:overview", "users"),
     NavItem("Catalog", "catalog:overview", "book", section="Organisation"),
     NavItem("Settings", "core:settings", "sliders", frozenset({Role.ADMIN}), section="Administration"),
+    NavItem("Audit trail", "audit:list", "clock", frozenset({Role.ADMIN}), section="Administration"),
     NavItem("Admin site", "admin:index", "tool", frozenset({Role.ADMIN}), section="Administration"),
 )
 
