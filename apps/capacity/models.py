@@ -79,6 +79,9 @@ class ForecastChunk(models.Model):
     index = models.PositiveIntegerField()
     keys = models.JSONField(help_text="Pool or service ids.")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    claimed_by = models.CharField(
+        max_length=64, blank=True, help_text="Id of the task that claimed the chunk (a re-delivery has the same id)."
+    )
     series_count = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -310,13 +310,16 @@ def _capacity_implications(row: Forecast, pool: CapacityPool, fc: forecasting.Fo
     row.monthly_saving = sizing.saving
 
 
-def _claim(chunk_id: int, now: datetime) -> ForecastChunk | None:
-    # A chunk left running past the task time limit belongs to a worker that died: take it over.
+def _claim(chunk_id: int, now: datetime, task_id: str = "") -> ForecastChunk | None:
+    # A chunk left running past the task time limit belongs to a worker that died: take it over. So does the same
+    # task delivered again: with late acknowledgement the broker only re-delivers a task whose worker was lost.
     stale = now - timedelta(seconds=getattr(django_settings, "CELERY_TASK_TIME_LIMIT", 1800))
-    claimed = ForecastChunk.objects.filter(
-        Q(status=ForecastChunk.Status.QUEUED) | Q(status=ForecastChunk.Status.RUNNING, started_at__lt=stale),
-        pk=chunk_id,
-    ).update(status=ForecastChunk.Status.RUNNING, started_at=now)
+    running = Q(status=ForecastChunk.Status.RUNNING, started_at__lt=stale)
+    if task_id:
+        running |= Q(status=ForecastChunk.Status.RUNNING, claimed_by=task_id)
+    claimed = ForecastChunk.objects.filter(Q(status=ForecastChunk.Status.QUEUED) | running, pk=chunk_id).update(
+        status=ForecastChunk.Status.RUNNING, started_at=now, claimed_by=task_id
+    )
     if not claimed:
         return None
     chunk = ForecastChunk.objects.select_related("run").get(pk=chunk_id)
@@ -326,9 +329,12 @@ def _claim(chunk_id: int, now: datetime) -> ForecastChunk | None:
     return chunk
 
 
-def forecast_chunk_execute(*, chunk_id: int, now: datetime | None = None) -> ForecastChunk | None:
-    """Forecast one chunk's series and store a Forecast row per series. Idempotent: a chunk runs once."""
-    chunk = _claim(chunk_id, now or timezone.now())
+def forecast_chunk_execute(*, chunk_id: int, now: datetime | None = None, task_id: str = "") -> ForecastChunk | None:
+    """Forecast one chunk's series and store a Forecast row per series. Idempotent: a chunk runs once.
+
+    ``task_id`` is the Celery task's id: a re-delivery of the task whose worker died takes the chunk over.
+    """
+    chunk = _claim(chunk_id, now or timezone.now(), task_id)
     if chunk is None:
         return None
     run = chunk.run
@@ -340,6 +346,8 @@ def forecast_chunk_execute(*, chunk_id: int, now: datetime | None = None) -> For
         with threadpool_limits(limits=1):
             rows = _forecast_chunk(run, chunk.keys)
         with transaction.atomic():
+            # Writers of the same chunk (a take-over racing a slow original) replace its rows one after the other.
+            ForecastChunk.objects.select_for_update().filter(pk=chunk.pk).first()
             Forecast.objects.filter(run=run, **{f"{_subject(run)}_id__in": chunk.keys}).delete()
             Forecast.objects.bulk_create(rows)
             chunk.status, chunk.series_count = ForecastChunk.Status.DONE, len(rows)

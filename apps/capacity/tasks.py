@@ -8,10 +8,11 @@ from . import services
 from .models import Grain
 
 
-@shared_task(queue=Queues.FORECASTS, name="capacity.forecast_chunk", ignore_result=True)
-def forecast_chunk_task(chunk_id: int) -> str:
-    """Forecast one chunk of a run; a chunk already claimed (re-delivered task) is skipped."""
-    chunk = services.forecast_chunk_execute(chunk_id=chunk_id)
+@shared_task(bind=True, queue=Queues.FORECASTS, name="capacity.forecast_chunk", ignore_result=True)
+def forecast_chunk_task(self, chunk_id: int) -> str:
+    """Forecast one chunk of a run; a chunk claimed by another task is skipped, while this task delivered again
+    after its worker died takes its chunk over."""
+    chunk = services.forecast_chunk_execute(chunk_id=chunk_id, task_id=self.request.id or "")
     return chunk.status if chunk else "already claimed"
 
 
