@@ -2,7 +2,7 @@
 """Load test: users of every role browse the portal on gunicorn while Celery workers import billing and evaluate alerts.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres CELERY_BROKER_URL=redis://127.0.0.1:6379/0 \\
-        python bench/load.py --users 50 --spawn-rate 10 --duration 60s
+        python bench/load.py --users 50 --spawn-rate 2 --duration 180s
 
 Give it a Redis database of its own: the run empties the queues it uses before starting its workers.
 
@@ -92,8 +92,8 @@ def think_range(text: str) -> tuple[float, float]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=50, help="concurrent simulated users (default 50)")
-    parser.add_argument("--spawn-rate", type=float, default=10, help="users started per second (default 10)")
-    parser.add_argument("--duration", type=duration_seconds, default=60.0, help="e.g. 60s, 2m (default 60s)")
+    parser.add_argument("--spawn-rate", type=float, default=2, help="users started per second (default 2)")
+    parser.add_argument("--duration", type=duration_seconds, default=180.0, help="e.g. 60s, 3m (default 180s)")
     parser.add_argument("--think", type=think_range, default=(1.0, 4.0), help="think time, seconds (default 1-4)")
     parser.add_argument(
         "--gunicorn-workers", type=int, default=None, help="gunicorn worker processes (default 2 x CPU cores + 1)"
