@@ -6,6 +6,12 @@ import sys
 
 
 def main() -> None:
+    # --settings is honoured before the settings are loaded below (Django itself reads it only later).
+    for i, arg in enumerate(sys.argv):
+        if arg.startswith("--settings="):
+            os.environ["DJANGO_SETTINGS_MODULE"] = arg.split("=", 1)[1]
+        elif arg == "--settings" and i + 1 < len(sys.argv):
+            os.environ["DJANGO_SETTINGS_MODULE"] = sys.argv[i + 1]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings.base")
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured

@@ -39,3 +39,11 @@ def test_development_mode_runs_without_a_secret_key():
     env = child_env(**{**PRODUCTION, "DJANGO_DEBUG": "1", "DJANGO_SECRET_KEY": None, "DJANGO_ALLOWED_HOSTS": None})
     result = run_manage("check", env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_settings_option_is_honoured_before_the_settings_load():
+    env = child_env(**{**PRODUCTION, "DJANGO_SECRET_KEY": None, "DJANGO_ALLOWED_HOSTS": None})
+    result = run_manage("check", "--settings=opsportal.settings.test", env=env)
+    assert result.returncode == 0, result.stderr
+    result = run_manage("check", "--settings", "opsportal.settings.test", env=env)
+    assert result.returncode == 0, result.stderr
