@@ -25,7 +25,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from apps.catalog.models import Service
 from apps.core import netguard
-from apps.core.exceptions import ApplicationError
+from apps.core.exceptions import ApplicationError, QueueUnavailable
 from apps.core.uploads import storage_error_message
 
 from .formats import FORMATS
@@ -132,7 +132,7 @@ def billing_import_upload(
             BillingImport.objects.filter(pk=billing_import.pk, status=BillingImport.Status.QUEUED).update(
                 status=BillingImport.Status.FAILED, error=error, finished_at=timezone.now()
             )
-            raise ApplicationError(f"{error}. Upload the file again once it is back.") from None
+            raise QueueUnavailable(f"{error}. Upload the file again once it is back.") from None
 
     transaction.on_commit(queue)
     return billing_import

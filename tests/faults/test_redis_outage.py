@@ -42,15 +42,22 @@ from tests.factories import UserFactory
 
 health = Client().get("/healthz")
 admin = Client()
-admin.force_login(UserFactory(username="faults-admin", role=Role.ADMIN))
+admin_user = UserFactory(username="faults-admin", role=Role.ADMIN)
+admin.force_login(admin_user)
 source = BillingSource.objects.get(name="redis-outage")
 with open({sample!r}, "rb") as fh:
     page = admin.post(reverse("billing:source-upload", args=[source.pk]), {{"file": fh}})
 upload = BillingImport.objects.filter(source=source).latest("pk")
+from rest_framework.test import APIClient
+api = APIClient()
+api.force_authenticate(admin_user)
+with open({sample!r}, "rb") as fh:
+    api_upload = api.post("/api/v1/billing/imports/", {{"source": source.pk, "file": fh}}, format="multipart")
 folder = BillingSource.objects.create(name="redis-outage-folder", location={folder!r})
 pull = admin.post(reverse("billing:source-pull", args=[folder.pk]))
 result = {{
     "pull_code": pull.status_code, "pull_page": pull.content.decode(),
+    "api_upload_code": api_upload.status_code, "api_upload": api_upload.json(),
     "health": health.status_code, "report": health.json(), "upload_code": page.status_code,
     "upload_page": page.content.decode(), "upload_id": upload.pk, "upload_status": upload.status,
     "upload_error": upload.error,
@@ -125,6 +132,8 @@ def test_tasks_queued_or_running_when_redis_restarts_each_take_effect_once(impor
             assert (
                 "the import could not be queued" in web["upload_page"] and "Upload the file again" in web["upload_page"]
             )
+            assert web["api_upload_code"] == 503, web["api_upload"]
+            assert "the task broker is unreachable" in web["api_upload"]["detail"]
             # Any other button that queues work (here: "Pull now") answers 503 with the reason, not a server error.
             assert web["pull_code"] == 503, web["pull_page"][-3000:]
             assert "The task queue is unreachable" in web["pull_page"]

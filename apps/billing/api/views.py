@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.catalog.models import Service
-from apps.core.exceptions import ApplicationError
+from apps.core.exceptions import ApplicationError, QueueUnavailable
 
 from .. import anomalies, reports, services
 from ..models import AllocationRule, BillingImport, BillingSource, UnitVolume
@@ -91,6 +91,8 @@ class BillingImportViewSet(
                 user=request.user,
                 fmt=data.get("format") or None,
             )
+        except QueueUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         except ApplicationError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(s.BillingImportSerializer(billing_import).data, status=status.HTTP_202_ACCEPTED)
