@@ -187,12 +187,14 @@ def test_a_prometheus_answering_500_is_recorded_retried_and_then_loses_nothing(c
     api = FakeApi(500, {"status": "error", "errorType": "internal", "error": "boom"})
     try:
         source = TelemetrySourceFactory(base_url=api.url, step_seconds=60, backfill_hours=1)
-        MetricMappingFactory(source=source, metric="gpu_used")
+        # Already pulled up to a known point: failed attempts must not move it, whatever the clock does.
+        pulled_until = align(timezone.now() - timedelta(minutes=30), 60)
+        MetricMappingFactory(source=source, metric="gpu_used", pulled_until=pulled_until)
         pull_source_task.apply(args=[source.pk])
         failed = TelemetryPull.objects.filter(status=Status.FAILED).order_by("attempt")
         assert [(p.attempt, p.retryable) for p in failed] == [(1, True), (2, True), (3, True)]
         assert "HTTP 500: boom" in failed[0].errors[0]
-        assert MetricMapping.objects.get().pulled_until is None
+        assert MetricMapping.objects.get().pulled_until == pulled_until
 
         # Answering again: the window asked for starts where the failed attempts started.
         stamp = int(time.time()) // 60 * 60 - 120
@@ -215,7 +217,7 @@ def test_a_prometheus_answering_500_is_recorded_retried_and_then_loses_nothing(c
         assert pull.status == Status.SUCCEEDED
         first_start = requests.utils.unquote(api.requests[0]["body"]).split("start=")[1].split("&")[0]
         last_start = requests.utils.unquote(api.requests[-1]["body"]).split("start=")[1].split("&")[0]
-        assert first_start == last_start
+        assert first_start == last_start == f"{(pulled_until + timedelta(seconds=60)).timestamp():.3f}"
         # NaN and infinities are skipped and counted, the finite sample stored.
         assert (pull.points_received, pull.points_stored, pull.points_skipped) == (1, 1, 2)
         assert _values("gpu_used") == [1.5]
