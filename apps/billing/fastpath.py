@@ -1,8 +1,9 @@
 """PostgreSQL bulk path for native FOCUS CSV files (plain or gzip): the file goes in by COPY, the rest is SQL.
 
-The file's bytes are streamed unchanged into a temporary table of text columns (one per header column,
-plus the file's row number); reading, normalising and checking the cells, the conformance counts and the
-insert into the line-item table then run as a few set-based statements. The rules are the portable
+The file's bytes are streamed unchanged into a work table of text columns (one per header column, plus
+the file's row number); reading, normalising and checking the cells and the conformance counts then run
+as a few set-based statements, on parts of that table at the same time (``BILLING_IMPORT_PARTS`` database
+processes), and the line items go in by one statement of the import's own transaction. The rules are the portable
 reader's (``formats``): this module recognises the common shapes of each cell exactly as the reader reads
 them, and hands anything else back. The caller runs it inside a savepoint and, on ``Declined`` or any
 database error (a value PostgreSQL cannot cast, a CSV record it cannot split), rolls back and imports the
@@ -13,19 +14,24 @@ Conformance examples and the order of findings come from running the reader itse
 that hold each rule's first findings; the counts come from SQL.
 """
 
+import contextlib
 import csv
 import gzip
 import json
 import logging
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any
 
-from django.db import connection
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from psycopg2.extras import execute_values
 
 from .formats import FOCUS_COLUMNS, BillingFileReader
 from .formats.base import (
@@ -44,6 +50,7 @@ from .models import BillingLineItem
 
 logger = logging.getLogger(__name__)
 
+SCRATCH_PREFIX = "billing_scratch_"
 COPY_CHUNK = 1 << 20
 FIELD_LIMIT = csv.field_size_limit()
 # Progress (the share shown to users) after each step: COPY takes the file up to COPY_SHARE, then SQL.
@@ -146,8 +153,9 @@ class _Plan:
     findings that are not read from the kinds.
     """
 
-    def __init__(self, header: list[str]) -> None:
+    def __init__(self, header: list[str], prefix: str) -> None:
         self.header = header
+        self.prefix = prefix
         self.width = len(header)
         self.placeholders = sorted(FocusMapper.placeholders)
         self.special = _in(["NULL", "", *self.placeholders])
@@ -264,7 +272,7 @@ class _Plan:
         self._out(i, f"(rtrim({c}, 'Z')::timestamp AT TIME ZONE 'UTC')")
 
     def _key_values(self, i: int, column: str) -> None:
-        self.kv[i] = f"pg_temp.billing_fast_kv{i}"
+        self.kv[i] = f"{self.prefix}kv{i}"
         self._kind(i, column, placeholders=False)
         for rule in _KV_RULES:
             field = rule.replace("-", "_")
@@ -404,6 +412,118 @@ class _RecordingReport(ConformanceReport):
         self._values.clear()
 
 
+class _Scratch:
+    """The work tables of one import and the connections that write and read them.
+
+    The tables are unlogged and committed as soon as they are written, on connections of their own, so that
+    several database processes can read and check parts of the file at the same time (a temporary table is
+    seen by its own session only). Users never see them: the line items still go in by the import's own
+    transaction. ``scratch_drop`` removes them once that transaction has ended; the tables of an import
+    that was killed are removed by the next import.
+    """
+
+    def __init__(self, import_id: int, parts: int) -> None:
+        # The import's id, then a token of this attempt: an attempt never meets the tables of another.
+        self.prefix = f"{SCRATCH_PREFIX}{import_id}_{secrets.token_hex(3)}_"
+        self.import_id = import_id
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        self.conns: list[Any] = []
+        try:
+            for _ in range(parts):
+                conn = connection.Database.connect(**params)
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute("SET work_mem = '64MB'")
+                    cur.execute("SET jit = off")
+                self.conns.append(conn)
+        except BaseException:
+            self.close()
+            raise
+
+    def table(self, suffix: str) -> str:
+        return self.prefix + suffix
+
+    def drop_stale(self) -> None:
+        """Drop the work tables left by killed imports: those of imports no longer running, and this one's."""
+        from .models import BillingImport
+
+        with self.conns[0].cursor() as cur:
+            cur.execute(
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE %s", [SCRATCH_PREFIX.replace("_", r"\_") + "%"]
+            )
+            tables = [name for (name,) in cur.fetchall()]
+            owners = {name: _scratch_owner(name) for name in tables}
+            running = set(
+                BillingImport.objects.filter(
+                    pk__in={o for o in owners.values() if o is not None}, status=BillingImport.Status.RUNNING
+                ).values_list("pk", flat=True)
+            )
+            stale = [n for n, o in owners.items() if o is not None and (o == self.import_id or o not in running)]
+            # A table some transaction still holds (an import's own drop, not yet committed) is left for later.
+            cur.execute("SET lock_timeout = '200ms'")
+            for name in stale:
+                try:
+                    cur.execute(f'DROP TABLE IF EXISTS "{name}"')
+                except connection.Database.Error as exc:
+                    logger.info("billing work table %s not dropped yet (%s)", name, str(exc).strip()[:100])
+            cur.execute("RESET lock_timeout")
+
+    def cancel(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(connection.Database.Error):
+                conn.cancel()
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(connection.Database.Error):
+                conn.close()
+        self.conns = []
+
+
+def _scratch_owner(table: str) -> int | None:
+    number = table[len(SCRATCH_PREFIX) :].split("_", 1)[0]
+    return int(number) if number.isdigit() else None
+
+
+def scratch_drop(import_id: int) -> None:
+    """Drop an import's work tables, on the default connection, once the import's transaction has ended."""
+    if connection.vendor != "postgresql":
+        return
+    prefix = f"{SCRATCH_PREFIX}{import_id}_"
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE %s", [prefix.replace("_", r"\_") + "%"]
+            )
+            tables = [name for (name,) in cursor.fetchall()]
+            if tables:
+                cursor.execute("SET LOCAL lock_timeout = '5s'")  # never wait on a session that holds one
+                cursor.execute("DROP TABLE IF EXISTS " + ", ".join(f'"{n}"' for n in tables))
+                cursor.execute("SET LOCAL lock_timeout = DEFAULT")
+    except DatabaseError as exc:  # the next import drops them
+        logger.warning("billing import %s: work tables not dropped (%s)", import_id, str(exc).strip()[:200])
+
+
+def _combine(results: list[tuple], minimums: set[int]) -> list[Any]:
+    """The counts row of the whole file from those of its parts: positions 0-2 are bool_or, min and max,
+    those in ``minimums`` are min(rn), the rest are sums and counts (NULL where no row counted)."""
+    combined: list[Any] = []
+    for position, values in enumerate(zip(*results, strict=True)):
+        present = [v for v in values if v is not None]
+        if not present:
+            combined.append(None)
+        elif position == 0:
+            combined.append(any(present))
+        elif position == 2:
+            combined.append(max(present))
+        elif position == 1 or position in minimums:
+            combined.append(min(present))
+        else:
+            combined.append(sum(present))
+    return combined
+
+
 def run(
     *,
     billing_import,
@@ -414,64 +534,85 @@ def run(
     header = list(reader.columns)
     base_report = reader.report
     reader.close()
-    plan = _Plan(header)
+    scratch = _Scratch(billing_import.pk, max(1, settings.BILLING_IMPORT_PARTS))
+    try:
+        return _run(billing_import, header, base_report, raw, progress, scratch)
+    except BaseException:
+        scratch.cancel()
+        raise
+    finally:
+        scratch.close()
+
+
+def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) -> FastResult:
+    plan = _Plan(header, prefix=scratch.prefix)
     names = [f"c{i}" for i in range(plan.width)]
-    with connection.cursor() as cursor:
-        cur = cursor.cursor  # psycopg2's own cursor, for copy_expert
-        timings: dict[str, float] = {}
-        clock = time.monotonic()
+    stage = scratch.table("stage")
+    services_table = scratch.table("services")
+    typed_tables = [scratch.table(f"typed{k}") for k in range(len(scratch.conns))]
+    typed_all = "(" + " UNION ALL ".join(f"SELECT * FROM {t}" for t in typed_tables) + ")"
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
 
-        def lap(step: str) -> None:
-            nonlocal clock
-            now = time.monotonic()
-            timings[step] = now - clock
-            clock = now
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        timings[step] = now - clock
+        clock = now
 
-        cur.execute("SET LOCAL work_mem = '64MB'")
-        cur.execute(
-            "CREATE TEMP TABLE billing_fast_stage (rn bigint GENERATED ALWAYS AS IDENTITY, "
-            + ", ".join(f"{n} text" for n in names)
-            + ") ON COMMIT DROP"
+    scratch.drop_stale()
+    work = scratch.conns[0].cursor()
+    work.execute(
+        f"CREATE UNLOGGED TABLE {stage} (rn bigint GENERATED ALWAYS AS IDENTITY, "
+        + ", ".join(f"{n} text" for n in names)
+        + ")"
+    )
+    stream = _Stream(raw, billing_import.size, progress)
+    try:
+        work.copy_expert(
+            f"COPY {stage} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv, HEADER true, "
+            f"FORCE_NOT_NULL ({', '.join(names)}))",
+            stream,
+            size=COPY_CHUNK,
         )
-        stream = _Stream(raw, billing_import.size, progress)
-        try:
-            cur.copy_expert(
-                f"COPY billing_fast_stage ({', '.join(names)}) FROM STDIN WITH (FORMAT csv, HEADER true, "
-                f"FORCE_NOT_NULL ({', '.join(names)}))",
-                stream,
-                size=COPY_CHUNK,
-            )
-        finally:
-            stream.close()
-        lap("copy")
+    finally:
+        stream.close()
+    lap("copy")
+    with connection.cursor() as cursor:
+        cur = cursor.cursor  # psycopg2's own cursor
+        cur.execute("SET LOCAL work_mem = '64MB'")
+        cur.execute("SET LOCAL jit = off")  # compiling these wide expressions costs more than it saves
         # Key-value texts: each distinct one read once by the reader's own code.
         cells = Cells(Columns(header), ConformanceReport(), placeholders=FocusMapper.placeholders, focus_rules=True)
         for i, table in plan.kv.items():
-            cur.execute(
-                f"CREATE TEMP TABLE {table.split('.')[1]} (raw text PRIMARY KEY, value jsonb, unparsed boolean, "
+            work.execute(
+                f"CREATE UNLOGGED TABLE {table} (raw text PRIMARY KEY, value jsonb, unparsed boolean, "
                 + ", ".join(f"{r.replace('-', '_')} int" for r in _KV_RULES)
-                + ") ON COMMIT DROP"
+                + ")"
             )
             with connection.connection.cursor(name=f"billing_fast_kv{i}") as texts:
                 texts.itersize = KV_BATCH
                 texts.execute(
-                    f"SELECT DISTINCT c{i} FROM billing_fast_stage s WHERE c{i} NOT IN ('NULL', '') "
+                    f"SELECT DISTINCT c{i} FROM {stage} s WHERE c{i} NOT IN ('NULL', '') "
                     f"AND NOT coalesce(CASE WHEN {plan._blank(f's.c{i}')} THEN true END, false)"
                 )
                 batch = []
-                with connection.connection.cursor() as insert:
-                    for (text,) in texts:
-                        value, unparsed, counts = _kv_entry(cells, text)
-                        batch.append((text, value, unparsed, *counts.values()))
-                        if len(batch) >= KV_BATCH:
-                            _insert_kv(insert, table, batch)
-                            batch = []
-                    _insert_kv(insert, table, batch)
+                for (text,) in texts:
+                    value, unparsed, counts = _kv_entry(cells, text)
+                    batch.append((text, value, unparsed, *counts.values()))
+                    if len(batch) >= KV_BATCH:
+                        _insert_kv(work, table, batch)
+                        batch = []
+                _insert_kv(work, table, batch)
+            work.execute(f"ANALYZE {table}")
+
         # Service names with more than one category: the first category (by row) is the right one.
         # Three levels, each computed once per row: how each nullable cell is null, the values, the flags.
-        kinds = f"SELECT s.*, {', '.join(plan.kinds)} FROM billing_fast_stage s OFFSET 0" if plan.kinds else None
-        staged = f"({kinds})" if kinds else "billing_fast_stage"
-        inner = f"SELECT s.*, {', '.join(plan.inner)} FROM {staged} s{plan.joins()} OFFSET 0"
+        def staged(where: str = "") -> str:
+            if plan.kinds:
+                return f"(SELECT s.*, {', '.join(plan.kinds)} FROM {stage} s{where} OFFSET 0)"
+            return f"(SELECT * FROM {stage} s{where})"
+
         service, category = plan.v("ServiceName"), plan.v("ServiceCategory")
         first: dict[str, tuple[int, str]] = {}
         pairs = []
@@ -480,30 +621,23 @@ def run(
                 f"SELECT {service}, {category}, min(x.rn) FROM (SELECT s.rn, "
                 f"{plan.expr[plan.position['ServiceName']]} AS v{plan.position['ServiceName']}, "
                 f"{plan.expr[plan.position['ServiceCategory']]} AS v{plan.position['ServiceCategory']} "
-                f"FROM {staged} s OFFSET 0) x "
+                f"FROM {staged()} s OFFSET 0) x "
                 f"WHERE {service} IS NOT NULL AND {category} IS NOT NULL GROUP BY 1, 2"
             )
             pairs = cur.fetchall()
         for name, cat, row in pairs:
             if name not in first or row < first[name][0]:
                 first[name] = (row, cat)
-        cur.execute("CREATE TEMP TABLE billing_fast_services (service text, category text) ON COMMIT DROP")
+        work.execute(f"CREATE UNLOGGED TABLE {services_table} (service text, category text)")
         bad_pairs = [(name, cat) for name, cat, _ in pairs if first[name][1] != cat]
         if bad_pairs:
-            cur.executemany("INSERT INTO billing_fast_services VALUES (%s, %s)", bad_pairs)
-        plan.checks("billing_fast_services")
+            work.executemany(f"INSERT INTO {services_table} VALUES (%s, %s)", bad_pairs)
+        plan.checks(services_table)
         lap("lookups")
 
-        # Every cell read once: the typed values, whether the reader must judge the row, each finding's flag.
-        kept = [f"x.v{i}" for i in range(plan.width)] + [f"x.kv{i}_raw" for i in plan.kv]
-        kept += [kind[kind.rindex(" AS ") + 4 :] for kind in plan.kinds]
-        flags = [f"({condition}) AS n{k}" for k, (_, _, condition, _, stored) in enumerate(plan.notes) if stored]
-        cur.execute(
-            f"CREATE TEMP TABLE billing_fast_typed ON COMMIT DROP AS SELECT x.rn, {', '.join(kept)}, "
-            f"({' OR '.join(plan.bad) or 'false'}) AS bad, {', '.join(flags)} FROM ({inner}) x"
-        )
-        progress(stream.rows, 0.6)
-        lap("typed")
+        # Every cell read once, by parts of the stage table at the same time (one database process each):
+        # the typed values, the stored JSON of the other fields, whether the reader must judge the row, each
+        # finding's flag; then each part's counts.
         rules = list(dict.fromkeys(rule for rule, *_ in plan.notes))
         by_rule = {rule: [k for k, note in enumerate(plan.notes) if note[0] == rule] for rule in rules}
 
@@ -526,15 +660,55 @@ def run(
             "count(*)",
         ]
         select += [f"count(*) FILTER (WHERE {any_hit(rule)})" for rule in rules]
+        minimums = set()
         for k, (_, _, _, counted, _) in enumerate(plan.notes):
             select.append(f"sum(x.n{k}) FILTER (WHERE {hit(k)})" if counted else f"count(*) FILTER (WHERE {hit(k)})")
+            minimums.add(len(select))
             select.append(f"min(x.rn) FILTER (WHERE {hit(k)})")
-        cur.execute(f"SELECT {', '.join(select)} FROM billing_fast_typed x")
-        result = cur.fetchone()
-        bad, low, high, billed, effective, rows = result[:6]
+        t = plan.v
+        periods_sql = f"SELECT DISTINCT {t('BillingPeriodStart')}, {t('BillingPeriodEnd')} FROM {{table}} x"
+        kept = [f"x.v{i}" for i in range(plan.width)] + [f"x.kv{i}_raw" for i in plan.kv]
+        kept += [kind[kind.rindex(" AS ") + 4 :] for kind in plan.kinds]
+        flags = [f"({condition}) AS n{k}" for k, (_, _, condition, _, stored) in enumerate(plan.notes) if stored]
+        joins = plan.joins()
+        bad = " OR ".join(plan.bad) or "false"
+        extra = _extra_sql(plan, header)
+        work.execute(f"SELECT pg_relation_size('{stage}') / current_setting('block_size')::int")
+        blocks = work.fetchone()[0]
+        count = len(scratch.conns)
+        bounds = [blocks * k // count for k in range(count)] + [None]
+
+        def part(k: int) -> tuple[tuple, set]:
+            where = f" WHERE s.ctid >= '({bounds[k]},0)'::tid" if k else ""
+            if bounds[k + 1] is not None:
+                where += (" AND" if where else " WHERE") + f" s.ctid < '({bounds[k + 1]},0)'::tid"
+            inner = f"SELECT s.*, {', '.join(plan.inner)} FROM {staged(where)} s{joins} OFFSET 0"
+            with scratch.conns[k].cursor() as mine:
+                mine.execute(
+                    f"CREATE UNLOGGED TABLE {typed_tables[k]} AS SELECT x.rn, {', '.join(kept)}, {extra} AS extra, "
+                    f"({bad}) AS bad, {', '.join(flags)} FROM ({inner}) x"
+                )
+                mine.execute(f"SELECT {', '.join(select)} FROM {typed_tables[k]} x")
+                row = mine.fetchone()
+                mine.execute(periods_sql.format(table=typed_tables[k]))
+                return row, set(mine.fetchall())
+
+        with ThreadPoolExecutor(max_workers=count, thread_name_prefix="billing-import") as pool:
+            futures = [pool.submit(part, k) for k in range(count)]
+            try:
+                done = [f.result() for f in futures]
+            except BaseException:
+                scratch.cancel()
+                raise
+        result = _combine([row for row, _ in done], minimums)
+        periods = set().union(*(found for _, found in done))
+        first_part_rows = done[0][0][5]
+        progress(stream.rows, 0.6)
+        lap("typed")
+        bad_rows, low, high, billed, effective, rows = result[:6]
         if not rows:
             raise Declined("no data rows")
-        if bad:
+        if bad_rows:
             raise Declined("values the reader must judge")
         if low != high:
             raise Declined("more than one billing currency")
@@ -543,48 +717,41 @@ def run(
         column_counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         wanted_rows: set[int] = set()
         for k, (rule, column, *_) in enumerate(plan.notes):
-            count, first_rn = per_note[2 * k], per_note[2 * k + 1]
-            if count:
-                column_counts[rule][column] += count
+            found, first_rn = per_note[2 * k], per_note[2 * k + 1]
+            if found:
+                column_counts[rule][column] += found
                 wanted_rows.add(first_rn)
 
-        lap("counts")
         # The first rows of every rule, for the examples: one ordered pass with running counts.
         present = [rule for rule in rules if rule_rows[rule]]
         if present:
-            found = [f"{any_hit(rule)} AS f{n}" for n, rule in enumerate(present)]
+            found_flags = [f"{any_hit(rule)} AS f{n}" for n, rule in enumerate(present)]
             running = [
                 f"count(*) FILTER (WHERE f{n}) OVER (ORDER BY rn ROWS UNBOUNDED PRECEDING) AS r{n}"
                 for n in range(len(present))
             ]
             keep = " OR ".join(f"(f{n} AND r{n} <= {EXAMPLES})" for n in range(len(present)))
-            flags = ", ".join(f"f{n}" for n in range(len(present)))
+            flag_list = ", ".join(f"f{n}" for n in range(len(present)))
             examples = (
-                f"SELECT rn, {flags} FROM (SELECT *, {', '.join(running)} FROM "
-                f"(SELECT x.rn, {', '.join(found)} FROM billing_fast_typed x{{where}}) flagged) counted WHERE {keep}"
+                f"SELECT rn, {flag_list} FROM (SELECT *, {', '.join(running)} FROM "
+                f"(SELECT x.rn, {', '.join(found_flags)} FROM {{table}} x{{where}}) flagged) counted WHERE {keep}"
             )
-            # Most rules show early: the first blocks of the table (written in row order, so its first rows)
-            # usually hold every rule's first examples, and then the rest need not be read.
-            cur.execute("SELECT pg_relation_size('billing_fast_typed') / current_setting('block_size')::int")
-            blocks = cur.fetchone()[0]
-            head = max(1, blocks // 20, blocks * PREFIX_ROWS // rows + 1)
+            # Most rules show early: the file's first rows (a twentieth, or PREFIX_ROWS, whichever is more; all
+            # in the first part) usually hold every rule's first examples, and then the rest need not be read.
+            head = max(rows // 20, PREFIX_ROWS)
             picked = None
-            if head < blocks:
-                where = f" WHERE x.ctid < '({head},0)'::tid"
-                cur.execute(f"SELECT count(*), max(rn) FROM billing_fast_typed x{where}")
-                count, last = cur.fetchone()
-                cur.execute(examples.replace("{where}", where))
+            if head < first_part_rows:
+                cur.execute(examples.format(table=typed_tables[0], where=f" WHERE x.rn <= {head}"))
                 picked = cur.fetchall()
                 needed = [min(EXAMPLES, rule_rows[rule]) for rule in present]
-                enough = all(sum(1 for p in picked if p[n + 1]) >= needed[n] for n in range(len(present)))
-                if count != last or not enough:  # not the first rows, or not every rule's examples
+                if not all(sum(1 for p in picked if p[n + 1]) >= needed[n] for n in range(len(present))):
                     picked = None
             if picked is None:
-                cur.execute(examples.replace("{where}", ""))
+                cur.execute(examples.format(table=f"{typed_all}", where=""))
                 picked = cur.fetchall()
             wanted_rows.update(rn for rn, *_ in picked)
             cur.execute(
-                f"SELECT rn, {', '.join(names)} FROM billing_fast_stage WHERE rn = ANY(%s) ORDER BY rn",
+                f"SELECT rn, {', '.join(names)} FROM {stage} WHERE rn = ANY(%s) ORDER BY rn",
                 [sorted(wanted_rows)],
             )
             samples = cur.fetchall()
@@ -592,25 +759,24 @@ def run(
             samples = []
 
         lap("examples")
-        # The line items, in one statement.
+        # The line items, in one statement of the import's transaction.
         table = BillingLineItem._meta.db_table
         from .importer import COLUMNS, LINE_COLUMNS
 
         pascal = {name: column for column, name in FOCUS_COLUMNS.items()}
-        t = plan.v
         values = [str(billing_import.source_id), str(billing_import.pk), "x.rn + 1"]
         values += [t(pascal[name]) for name in LINE_COLUMNS]
-        values.append(_extra_sql(plan, header))
-        values.append("false")
+        values += ["x.extra", "false"]
         progress(rows, 0.7)
-        cur.execute(f"INSERT INTO {table} ({', '.join(COLUMNS)}) SELECT {', '.join(values)} FROM billing_fast_typed x")
+        cur.execute(f"INSERT INTO {table} ({', '.join(COLUMNS)}) SELECT {', '.join(values)} FROM {typed_all} x")
         progress(rows, 0.9)
         lap("insert")
-        cur.execute(f"SELECT DISTINCT {t('BillingPeriodStart')}, {t('BillingPeriodEnd')} FROM billing_fast_typed x")
-        periods = {(start, end) for start, end in cur.fetchall()}
 
     logger.info(
-        "billing import %s by COPY: %s", billing_import.pk, ", ".join(f"{k} {v:.2f}s" for k, v in timings.items())
+        "billing import %s by COPY in %d part(s): %s",
+        billing_import.pk,
+        count,
+        ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()),
     )
     try:
         warnings = _warnings(header, base_report, first, samples, rule_rows, column_counts)
@@ -649,8 +815,7 @@ def _extra_sql(plan: _Plan, header: list[str]) -> str:
 
 def _insert_kv(cursor, table: str, batch: list[tuple]) -> None:
     if batch:
-        marks = ", ".join(["%s"] * len(batch[0]))
-        cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", batch)
+        execute_values(cursor, f"INSERT INTO {table} VALUES %s", batch, page_size=len(batch))
 
 
 def _warnings(header, base_report, first, samples, rule_rows, column_counts) -> list[dict[str, Any]]:

@@ -305,5 +305,6 @@ def billing_import_run(
         billing_import.save()
     finally:
         cache.delete(progress_key(billing_import.pk))
+        fastpath.scratch_drop(billing_import.pk)  # the bulk path's work tables, now that nothing reads them
     logger.info("billing import %s %s in %.1fs", billing_import.pk, billing_import.status, time.monotonic() - started)
     return billing_import

@@ -269,6 +269,9 @@ OUTBOUND_ALLOW = env.list("OPSPORTAL_OUTBOUND_ALLOW", default=["127.0.0.1", "loc
 OUTBOUND_CONNECT_TIMEOUT = env.float("OPSPORTAL_OUTBOUND_CONNECT_TIMEOUT", default=10)
 # Seconds a billing download may wait for the server's next bytes.
 BILLING_DOWNLOAD_TIMEOUT = env.float("OPSPORTAL_BILLING_DOWNLOAD_TIMEOUT", default=120)
+# On PostgreSQL a FOCUS CSV file is checked in this many parts at once, one database process (and connection)
+# each: up to the database server's cores.
+BILLING_IMPORT_PARTS = env.int("OPSPORTAL_BILLING_IMPORT_PARTS", default=2)
 # Prometheus is asked to stop a query after the source's timeout; the client waits this much longer for it.
 PROMETHEUS_TIMEOUT_GRACE = env.float("OPSPORTAL_PROMETHEUS_TIMEOUT_GRACE", default=5)
 

@@ -89,6 +89,18 @@ def _import_both(path: Path, monkeypatch, caplog) -> tuple[BillingImport, Billin
     return bulk, portable, kept
 
 
+def scratch_tables() -> list[str]:
+    """The bulk path's work tables in the database (none on SQLite)."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE %s ORDER BY 1",
+            [fastpath.SCRATCH_PREFIX.replace("_", r"\_") + "%"],
+        )
+        return [name for (name,) in cursor.fetchall()]
+
+
 def _rows() -> tuple[list[str], list[list[str]]]:
     with open(SAMPLE, newline="") as fh:
         reader = csv.reader(fh)
@@ -216,7 +228,11 @@ def test_progress_is_reported_while_the_file_goes_in_by_copy(tmp_path):
     assert seen[-1][0] == 60_000
 
 
-def test_findings_that_only_show_near_the_end_of_a_long_file_are_reported_alike(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_findings_that_only_show_near_the_end_of_a_long_file_are_reported_alike(
+    tmp_path, monkeypatch, caplog, settings, parts
+):
+    settings.BILLING_IMPORT_PARTS = parts  # the file is checked in this many parts at once: the same result
     header, rows = _rows()
     rows = [list(r) for r in rows * 40]  # 40,000 rows: the examples are first looked for in the first rows
     rows[-1][header.index("RegionName")] = "Unassigned"
@@ -225,3 +241,25 @@ def test_findings_that_only_show_near_the_end_of_a_long_file_are_reported_alike(
     assert kept
     placeholder = next(w for w in bulk.warnings if w["rule"] == "placeholder")
     assert [e["row"] for e in placeholder["examples"]] == [39999, 40001]
+
+
+def test_work_tables_are_dropped_after_an_import_and_a_declined_file(tmp_path, monkeypatch, caplog):
+    header, rows = _rows()
+    assert billing_import_path(source=BillingSource.objects.create(name="clean"), path=str(SAMPLE)).rows_imported
+    assert scratch_tables() == []
+    rows = [list(r) for r in rows]
+    rows[5][header.index("BilledCost")] = "NaN"  # the reader judges it: the bulk path gives the file back
+    _, _, kept = _import_both(_write(tmp_path / "nan.csv", header, rows), monkeypatch, caplog)
+    assert not kept
+    assert scratch_tables() == []
+
+
+def test_work_tables_of_a_killed_import_are_dropped_by_the_next_one_and_a_running_ones_kept():
+    source = BillingSource.objects.create(name="janitor")
+    killed = BillingImport.objects.create(source=source, filename="a.csv", status=BillingImport.Status.FAILED)
+    running = BillingImport.objects.create(source=source, filename="b.csv", status=BillingImport.Status.RUNNING)
+    with connection.cursor() as cursor:
+        for owner in (killed, running):
+            cursor.execute(f"CREATE UNLOGGED TABLE {fastpath.SCRATCH_PREFIX}{owner.pk}_0a1b2c_stage (c0 text)")
+    billing_import_path(source=source, path=str(SAMPLE))
+    assert scratch_tables() == [f"{fastpath.SCRATCH_PREFIX}{running.pk}_0a1b2c_stage"]

@@ -18,6 +18,7 @@ from apps.billing.tasks import billing_import_task
 from tests.utils import ROOT, child_env, current_database_url
 
 from .money import assert_money_equal
+from .test_import_fastpath import scratch_tables
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -126,3 +127,4 @@ def test_killed_import_leaves_no_rows_and_succeeds_on_redelivery(big_file):
     assert billing_import.attempts == 2
     assert BillingLineItem.objects.filter(source=source).count() == 1000 * COPIES
     assert_money_equal(billing_import.billed_total, expected_billed)
+    assert scratch_tables() == []  # the killed attempt's work tables were dropped by the retry
