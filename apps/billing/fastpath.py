@@ -19,11 +19,13 @@ import csv
 import gzip
 import json
 import logging
+import os
 import secrets
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -111,37 +113,104 @@ def _in(values: Iterable[str]) -> str:
     return "(" + ", ".join(_lit(v) for v in values) + ")"
 
 
-class _Stream:
-    """The file's bytes for COPY: gunzipped on the fly, with progress by bytes read."""
+class _Progress:
+    """Bytes and lines every COPY stream has read; the importer's own thread reports them."""
 
-    def __init__(self, raw: IO[bytes], size: int | None, progress: Callable[[int, float | None], None]) -> None:
-        raw.seek(0)
-        self._raw = raw
-        head = raw.read(2)
-        raw.seek(0)
-        self._layer = gzip.GzipFile(fileobj=raw, mode="rb") if head == GZIP_MAGIC else raw
-        self._size = size
-        self._progress = progress
-        self._lines = 0
-        self._reported = 0
+    def __init__(self, size: int | None, report: Callable[[int, float | None], None]) -> None:
+        self.size = size
+        self.bytes = 0
+        self.lines = 0
+        self._report = report
+        self._lock = threading.Lock()
 
-    def read(self, n: int = -1) -> bytes:
-        data = self._layer.read(COPY_CHUNK)
-        self._lines += data.count(b"\n")
-        if self._lines - self._reported >= 50_000 or not data:
-            self._reported = self._lines
-            fraction = min(self._raw.tell() / self._size, 1.0) * COPY_SHARE if self._size else None
-            self._progress(self.rows, fraction)
-        return data
+    def add(self, nbytes: int, lines: int) -> None:
+        with self._lock:
+            self.bytes += nbytes
+            self.lines += lines
 
     @property
     def rows(self) -> int:
         """Records read so far, about: lines less the header (a quoted line break counts once more)."""
-        return max(self._lines - 1, 0)
+        return max(self.lines - 1, 0)
+
+    def publish(self) -> None:
+        fraction = min(self.bytes / self.size, 1.0) * COPY_SHARE if self.size else None
+        self._report(self.rows, fraction)
+
+
+class _Stream:
+    """Bytes of the file for one COPY, from where ``raw`` stands to ``end`` (or the end; gunzipped on the fly)."""
+
+    def __init__(self, raw: IO[bytes], progress: _Progress, end: int | None = None) -> None:
+        self._raw = raw
+        start = raw.tell()
+        head = raw.read(2)
+        raw.seek(start)
+        compressed = start == 0 and end is None and head == GZIP_MAGIC
+        self._layer = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        self._left = None if end is None else end - start
+        self._progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        size = COPY_CHUNK if self._left is None else min(COPY_CHUNK, self._left)
+        if size <= 0:
+            return b""
+        before = self._raw.tell()
+        data = self._layer.read(size)
+        if self._left is not None:
+            self._left -= len(data)
+        self._progress.add(self._raw.tell() - before, data.count(b"\n"))
+        return data
 
     def close(self) -> None:
         if self._layer is not self._raw:
             self._layer.close()
+
+
+def _cuts(path: str, parts: int) -> list[int]:
+    """Byte offsets cutting a plain CSV file into about equal parts, each cut just after a record's end.
+
+    A record ends at a line feed with an even number of quote characters before it in the file: COPY
+    itself splits records that way (a quote opens or closes a quoted field wherever it stands, a doubled
+    one does both), so the parts hold exactly the records one COPY of the whole file would. The first part
+    keeps the header.
+    """
+    size = os.path.getsize(path)
+    cuts = [0]
+    with open(path, "rb") as fh:
+        for k in range(1, parts):
+            target = size * k // parts
+            if target <= cuts[-1]:
+                continue
+            fh.seek(cuts[-1])
+            pos, quotes = cuts[-1], 0
+            while pos < target:  # the quotes up to the target
+                chunk = fh.read(min(COPY_CHUNK, target - pos))
+                if not chunk:
+                    break
+                quotes += chunk.count(b'"')
+                pos += len(chunk)
+            cut = None
+            while cut is None:  # then the first line feed outside quotes
+                chunk = fh.read(COPY_CHUNK)
+                if not chunk:
+                    break
+                at = 0
+                while True:
+                    feed = chunk.find(b"\n", at)
+                    if feed < 0:
+                        quotes += chunk.count(b'"', at)
+                        break
+                    quotes += chunk.count(b'"', at, feed)
+                    if quotes % 2 == 0:
+                        cut = pos + feed + 1
+                        break
+                    at = feed + 1
+                pos += len(chunk)
+            if cut is None or cut >= size:
+                break
+            cuts.append(cut)
+    return [*cuts, size]
 
 
 class _Plan:
@@ -361,6 +430,7 @@ class _Plan:
                 "ServiceCategory",
                 f"({service}, {service_category}) IN (SELECT service, category FROM {bad_services})",
                 False,
+                False,  # read from the values once the file's first category of each service is known
             )
         )
         cps, cpe = v("ChargePeriodStart"), v("ChargePeriodEnd")
@@ -544,13 +614,46 @@ def run(
         scratch.close()
 
 
+@dataclass
+class _Part:
+    """Rows of the file checked by one database process: a stage table (or a block range of it), whose row
+    numbers start after ``offset`` rows of the file."""
+
+    stage: str
+    typed: str
+    offset: int = 0
+    blocks: tuple[int, int | None] | None = None
+
+    def where(self) -> str:
+        if self.blocks is None:
+            return ""
+        low, high = self.blocks
+        where = f" WHERE s.ctid >= '({low},0)'::tid"
+        return where + (f" AND s.ctid < '({high},0)'::tid" if high is not None else "")
+
+
+def _together(scratch: _Scratch, jobs: list[Callable[[Any], Any]], tick: Callable[[], None] | None = None) -> list:
+    """Run each job on its own work connection at once; the first error cancels the others and is raised."""
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="billing-import") as pool:
+        futures = [pool.submit(job, scratch.conns[k]) for k, job in enumerate(jobs)]
+        try:
+            while True:
+                done, pending = wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
+                if tick:
+                    tick()
+                if not pending or any(f.exception() for f in done):
+                    break
+            return [f.result() for f in futures]
+        except BaseException:
+            scratch.cancel()
+            raise
+
+
 def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) -> FastResult:
     plan = _Plan(header, prefix=scratch.prefix)
     names = [f"c{i}" for i in range(plan.width)]
-    stage = scratch.table("stage")
+    count = len(scratch.conns)
     services_table = scratch.table("services")
-    typed_tables = [scratch.table(f"typed{k}") for k in range(len(scratch.conns))]
-    typed_all = "(" + " UNION ALL ".join(f"SELECT * FROM {t}" for t in typed_tables) + ")"
     timings: dict[str, float] = {}
     clock = time.monotonic()
 
@@ -561,29 +664,59 @@ def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) 
         clock = now
 
     scratch.drop_stale()
-    work = scratch.conns[0].cursor()
-    work.execute(
-        f"CREATE UNLOGGED TABLE {stage} (rn bigint GENERATED ALWAYS AS IDENTITY, "
-        + ", ".join(f"{n} text" for n in names)
-        + ")"
-    )
-    stream = _Stream(raw, billing_import.size, progress)
-    try:
-        work.copy_expert(
-            f"COPY {stage} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv, HEADER true, "
-            f"FORCE_NOT_NULL ({', '.join(names)}))",
-            stream,
-            size=COPY_CHUNK,
-        )
-    finally:
-        stream.close()
+    tracker = _Progress(billing_import.size, progress)
+    raw.seek(0)
+    compressed = raw.read(2) == GZIP_MAGIC
+    # A plain file is cut at record ends and each part goes in by its own COPY at the same time; a gzip
+    # stream can only be read from its start: one COPY, and the parts are block ranges of its table.
+    cuts = [0, None] if compressed or count == 1 else _cuts(billing_import.stored_path, count)
+    stages = [scratch.table(f"stage{k}") for k in range(len(cuts) - 1)]
+
+    def copy(k: int) -> Callable[[Any], int]:
+        def job(conn) -> int:
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"CREATE UNLOGGED TABLE {stages[k]} (rn bigint GENERATED ALWAYS AS IDENTITY, "
+                    + ", ".join(f"{n} text" for n in names)
+                    + ")"
+                )
+                with open(billing_import.stored_path, "rb") if k else contextlib.nullcontext(raw) as fh:
+                    fh.seek(cuts[k])
+                    stream = _Stream(fh, tracker, cuts[k + 1])
+                    try:
+                        cur.copy_expert(
+                            f"COPY {stages[k]} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv, "
+                            f"HEADER {'false' if k else 'true'}, FORCE_NOT_NULL ({', '.join(names)}))",
+                            stream,
+                            size=COPY_CHUNK,
+                        )
+                    finally:
+                        stream.close()
+                return cur.rowcount
+
+        return job
+
+    copied = _together(scratch, [copy(k) for k in range(len(stages))], tick=tracker.publish)
+    tracker.publish()
+    if len(stages) > 1:
+        offsets = [sum(copied[:k]) for k in range(len(stages))]
+        parts = [_Part(stages[k], scratch.table(f"typed{k}"), offsets[k]) for k in range(len(stages))]
+    else:
+        with scratch.conns[0].cursor() as cur:
+            cur.execute(f"SELECT pg_relation_size('{stages[0]}') / current_setting('block_size')::int")
+            blocks = cur.fetchone()[0]
+        bounds = [blocks * k // count for k in range(count)] + [None]
+        parts = [_Part(stages[0], scratch.table(f"typed{k}"), blocks=(bounds[k], bounds[k + 1])) for k in range(count)]
+    all_stages = " UNION ALL ".join(f"SELECT * FROM {stage}" for stage in stages)
     lap("copy")
+
     with connection.cursor() as cursor:
         cur = cursor.cursor  # psycopg2's own cursor
         cur.execute("SET LOCAL work_mem = '64MB'")
         cur.execute("SET LOCAL jit = off")  # compiling these wide expressions costs more than it saves
         # Key-value texts: each distinct one read once by the reader's own code.
         cells = Cells(Columns(header), ConformanceReport(), placeholders=FocusMapper.placeholders, focus_rules=True)
+        work = scratch.conns[0].cursor()
         for i, table in plan.kv.items():
             work.execute(
                 f"CREATE UNLOGGED TABLE {table} (raw text PRIMARY KEY, value jsonb, unparsed boolean, "
@@ -593,7 +726,7 @@ def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) 
             with connection.connection.cursor(name=f"billing_fast_kv{i}") as texts:
                 texts.itersize = KV_BATCH
                 texts.execute(
-                    f"SELECT DISTINCT c{i} FROM {stage} s WHERE c{i} NOT IN ('NULL', '') "
+                    f"SELECT DISTINCT c{i} FROM ({all_stages}) s WHERE c{i} NOT IN ('NULL', '') "
                     f"AND NOT coalesce(CASE WHEN {plan._blank(f's.c{i}')} THEN true END, false)"
                 )
                 batch = []
@@ -605,39 +738,55 @@ def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) 
                         batch = []
                 _insert_kv(work, table, batch)
             work.execute(f"ANALYZE {table}")
-
-        # Service names with more than one category: the first category (by row) is the right one.
-        # Three levels, each computed once per row: how each nullable cell is null, the values, the flags.
-        def staged(where: str = "") -> str:
-            if plan.kinds:
-                return f"(SELECT s.*, {', '.join(plan.kinds)} FROM {stage} s{where} OFFSET 0)"
-            return f"(SELECT * FROM {stage} s{where})"
-
-        service, category = plan.v("ServiceName"), plan.v("ServiceCategory")
-        first: dict[str, tuple[int, str]] = {}
-        pairs = []
-        if "ServiceName" in plan.position and "ServiceCategory" in plan.position:
-            cur.execute(
-                f"SELECT {service}, {category}, min(x.rn) FROM (SELECT s.rn, "
-                f"{plan.expr[plan.position['ServiceName']]} AS v{plan.position['ServiceName']}, "
-                f"{plan.expr[plan.position['ServiceCategory']]} AS v{plan.position['ServiceCategory']} "
-                f"FROM {staged()} s OFFSET 0) x "
-                f"WHERE {service} IS NOT NULL AND {category} IS NOT NULL GROUP BY 1, 2"
-            )
-            pairs = cur.fetchall()
-        for name, cat, row in pairs:
-            if name not in first or row < first[name][0]:
-                first[name] = (row, cat)
         work.execute(f"CREATE UNLOGGED TABLE {services_table} (service text, category text)")
-        bad_pairs = [(name, cat) for name, cat, _ in pairs if first[name][1] != cat]
-        if bad_pairs:
-            work.executemany(f"INSERT INTO {services_table} VALUES (%s, %s)", bad_pairs)
         plan.checks(services_table)
         lap("lookups")
 
-        # Every cell read once, by parts of the stage table at the same time (one database process each):
-        # the typed values, the stored JSON of the other fields, whether the reader must judge the row, each
-        # finding's flag; then each part's counts.
+        # Every cell read once, each part by its own database process: the typed values, the stored JSON
+        # of the other fields, whether the reader must judge the row, each finding's flag.
+        kept = [f"x.v{i}" for i in range(plan.width)] + [f"x.kv{i}_raw" for i in plan.kv]
+        kept += [kind[kind.rindex(" AS ") + 4 :] for kind in plan.kinds]
+        flags = [f"({condition}) AS n{k}" for k, (_, _, condition, _, stored) in enumerate(plan.notes) if stored]
+        bad = " OR ".join(plan.bad) or "false"
+        extra = _extra_sql(plan, header)
+        service, category = plan.v("ServiceName"), plan.v("ServiceCategory")
+        has_services = "ServiceName" in plan.position and "ServiceCategory" in plan.position
+
+        def typed(part: _Part) -> Callable[[Any], list]:
+            def job(conn) -> list:
+                columns = ", ".join([f"s.rn + {part.offset} AS rn", *(f"s.{n}" for n in names), *plan.kinds])
+                staged = f"(SELECT {columns} FROM {part.stage} s{part.where()} OFFSET 0)"
+                inner = f"SELECT s.*, {', '.join(plan.inner)} FROM {staged} s{plan.joins()} OFFSET 0"
+                with conn.cursor() as mine:
+                    mine.execute(
+                        f"CREATE UNLOGGED TABLE {part.typed} AS SELECT x.rn, {', '.join(kept)}, {extra} AS extra, "
+                        f"({bad}) AS bad, {', '.join(flags)} FROM ({inner}) x"
+                    )
+                    if not has_services:
+                        return []
+                    mine.execute(
+                        f"SELECT {service}, {category}, min(x.rn) FROM {part.typed} x "
+                        f"WHERE {service} IS NOT NULL AND {category} IS NOT NULL GROUP BY 1, 2"
+                    )
+                    return mine.fetchall()
+
+            return job
+
+        found_pairs = _together(scratch, [typed(part) for part in parts])
+        # Service names with more than one category: the first category (by row) is the right one.
+        first: dict[str, tuple[int, str]] = {}
+        pairs: dict[tuple[str, str], int] = {}
+        for name, cat, row in (pair for part_pairs in found_pairs for pair in part_pairs):
+            pairs[(name, cat)] = min(row, pairs.get((name, cat), row))
+            if name not in first or row < first[name][0]:
+                first[name] = (row, cat)
+        bad_pairs = [(name, cat) for name, cat in pairs if first[name][1] != cat]
+        if bad_pairs:
+            work.executemany(f"INSERT INTO {services_table} VALUES (%s, %s)", bad_pairs)
+        progress(tracker.rows, 0.6)
+        lap("typed")
+
+        # Each part's counts, at once; then the file's.
         rules = list(dict.fromkeys(rule for rule, *_ in plan.notes))
         by_rule = {rule: [k for k, note in enumerate(plan.notes) if note[0] == rule] for rule in rules}
 
@@ -665,46 +814,23 @@ def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) 
             select.append(f"sum(x.n{k}) FILTER (WHERE {hit(k)})" if counted else f"count(*) FILTER (WHERE {hit(k)})")
             minimums.add(len(select))
             select.append(f"min(x.rn) FILTER (WHERE {hit(k)})")
-        t = plan.v
-        periods_sql = f"SELECT DISTINCT {t('BillingPeriodStart')}, {t('BillingPeriodEnd')} FROM {{table}} x"
-        kept = [f"x.v{i}" for i in range(plan.width)] + [f"x.kv{i}_raw" for i in plan.kv]
-        kept += [kind[kind.rindex(" AS ") + 4 :] for kind in plan.kinds]
-        flags = [f"({condition}) AS n{k}" for k, (_, _, condition, _, stored) in enumerate(plan.notes) if stored]
-        joins = plan.joins()
-        bad = " OR ".join(plan.bad) or "false"
-        extra = _extra_sql(plan, header)
-        work.execute(f"SELECT pg_relation_size('{stage}') / current_setting('block_size')::int")
-        blocks = work.fetchone()[0]
-        count = len(scratch.conns)
-        bounds = [blocks * k // count for k in range(count)] + [None]
+        periods_sql = f"SELECT DISTINCT {plan.v('BillingPeriodStart')}, {plan.v('BillingPeriodEnd')} FROM {{}} x"
 
-        def part(k: int) -> tuple[tuple, set]:
-            where = f" WHERE s.ctid >= '({bounds[k]},0)'::tid" if k else ""
-            if bounds[k + 1] is not None:
-                where += (" AND" if where else " WHERE") + f" s.ctid < '({bounds[k + 1]},0)'::tid"
-            inner = f"SELECT s.*, {', '.join(plan.inner)} FROM {staged(where)} s{joins} OFFSET 0"
-            with scratch.conns[k].cursor() as mine:
-                mine.execute(
-                    f"CREATE UNLOGGED TABLE {typed_tables[k]} AS SELECT x.rn, {', '.join(kept)}, {extra} AS extra, "
-                    f"({bad}) AS bad, {', '.join(flags)} FROM ({inner}) x"
-                )
-                mine.execute(f"SELECT {', '.join(select)} FROM {typed_tables[k]} x")
-                row = mine.fetchone()
-                mine.execute(periods_sql.format(table=typed_tables[k]))
-                return row, set(mine.fetchall())
+        def counted(part: _Part) -> Callable[[Any], tuple[tuple, set]]:
+            def job(conn) -> tuple[tuple, set]:
+                with conn.cursor() as mine:
+                    mine.execute(f"SELECT {', '.join(select)} FROM {part.typed} x")
+                    row = mine.fetchone()
+                    mine.execute(periods_sql.format(part.typed))
+                    return row, set(mine.fetchall())
 
-        with ThreadPoolExecutor(max_workers=count, thread_name_prefix="billing-import") as pool:
-            futures = [pool.submit(part, k) for k in range(count)]
-            try:
-                done = [f.result() for f in futures]
-            except BaseException:
-                scratch.cancel()
-                raise
+            return job
+
+        done = _together(scratch, [counted(part) for part in parts])
         result = _combine([row for row, _ in done], minimums)
         periods = set().union(*(found for _, found in done))
         first_part_rows = done[0][0][5]
-        progress(stream.rows, 0.6)
-        lap("typed")
+        lap("counts")
         bad_rows, low, high, billed, effective, rows = result[:6]
         if not rows:
             raise Declined("no data rows")
@@ -722,6 +848,7 @@ def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) 
                 column_counts[rule][column] += found
                 wanted_rows.add(first_rn)
 
+        typed_all = "(" + " UNION ALL ".join(f"SELECT * FROM {part.typed}" for part in parts) + ")"
         # The first rows of every rule, for the examples: one ordered pass with running counts.
         present = [rule for rule in rules if rule_rows[rule]]
         if present:
@@ -741,18 +868,24 @@ def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) 
             head = max(rows // 20, PREFIX_ROWS)
             picked = None
             if head < first_part_rows:
-                cur.execute(examples.format(table=typed_tables[0], where=f" WHERE x.rn <= {head}"))
+                cur.execute(examples.format(table=parts[0].typed, where=f" WHERE x.rn <= {head}"))
                 picked = cur.fetchall()
                 needed = [min(EXAMPLES, rule_rows[rule]) for rule in present]
                 if not all(sum(1 for p in picked if p[n + 1]) >= needed[n] for n in range(len(present))):
                     picked = None
             if picked is None:
-                cur.execute(examples.format(table=f"{typed_all}", where=""))
+                cur.execute(examples.format(table=typed_all, where=""))
                 picked = cur.fetchall()
             wanted_rows.update(rn for rn, *_ in picked)
+            offsets = {part.stage: part.offset for part in parts}
             cur.execute(
-                f"SELECT rn, {', '.join(names)} FROM {stage} WHERE rn = ANY(%s) ORDER BY rn",
-                [sorted(wanted_rows)],
+                " UNION ALL ".join(
+                    f"SELECT s.rn + {offset} AS rn, {', '.join(f's.{n}' for n in names)} FROM {stage} s "
+                    f"WHERE s.rn + {offset} = ANY(%(rows)s)"
+                    for stage, offset in offsets.items()
+                )
+                + " ORDER BY rn",
+                {"rows": sorted(wanted_rows)},
             )
             samples = cur.fetchall()
         else:
@@ -765,7 +898,7 @@ def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) 
 
         pascal = {name: column for column, name in FOCUS_COLUMNS.items()}
         values = [str(billing_import.source_id), str(billing_import.pk), "x.rn + 1"]
-        values += [t(pascal[name]) for name in LINE_COLUMNS]
+        values += [plan.v(pascal[name]) for name in LINE_COLUMNS]
         values += ["x.extra", "false"]
         progress(rows, 0.7)
         cur.execute(f"INSERT INTO {table} ({', '.join(COLUMNS)}) SELECT {', '.join(values)} FROM {typed_all} x")
@@ -775,7 +908,7 @@ def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) 
     logger.info(
         "billing import %s by COPY in %d part(s): %s",
         billing_import.pk,
-        count,
+        len(parts),
         ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()),
     )
     try:

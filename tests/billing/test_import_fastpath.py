@@ -7,6 +7,7 @@ PostgreSQL), once with the bulk path switched off. Everything a user can see mus
 import csv
 import gzip
 import io
+import itertools
 import logging
 from pathlib import Path
 
@@ -263,3 +264,29 @@ def test_work_tables_of_a_killed_import_are_dropped_by_the_next_one_and_a_runnin
             cursor.execute(f"CREATE UNLOGGED TABLE {fastpath.SCRATCH_PREFIX}{owner.pk}_0a1b2c_stage (c0 text)")
     billing_import_path(source=source, path=str(SAMPLE))
     assert scratch_tables() == [f"{fastpath.SCRATCH_PREFIX}{running.pk}_0a1b2c_stage"]
+
+
+def test_a_plain_file_is_cut_at_record_ends_only(tmp_path):
+    """Cuts fall after a record's end, never inside a quoted field that holds line feeds or quotes."""
+    text = "a,b\n" + "".join(f'{i},"x\n""y""\n{i}"\n' if i % 3 else f"{i},plain\n" for i in range(3000))
+    path = tmp_path / "quoted.csv"
+    path.write_bytes(text.encode())
+    whole = list(csv.reader(io.StringIO(text)))
+    for parts in (2, 3, 7):
+        cuts = fastpath._cuts(str(path), parts)
+        assert cuts[0] == 0 and cuts[-1] == len(text.encode()) and cuts == sorted(set(cuts))
+        assert len(cuts) == parts + 1
+        pieces = [text.encode()[a:b].decode() for a, b in itertools.pairwise(cuts)]
+        assert [row for piece in pieces for row in csv.reader(io.StringIO(piece))] == whole
+
+
+def test_records_with_line_feeds_in_quoted_cells_are_read_alike_in_parts(tmp_path, monkeypatch, caplog, settings):
+    settings.BILLING_IMPORT_PARTS = 3
+    header, rows = _rows()
+    rows = [list(r) for r in rows * 3]
+    description = header.index("ChargeDescription")
+    for n, row in enumerate(rows):
+        if n % 2:
+            row[description] = f'{row[description]}\nsecond line with "quotes", and a comma\n'
+    bulk, _, kept = _import_both(_write(tmp_path / "multiline.csv", header, rows), monkeypatch, caplog)
+    assert kept and bulk.rows_imported == 3000
