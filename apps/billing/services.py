@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
@@ -147,23 +148,35 @@ def billing_import_path(
     trigger: str = BillingImport.Trigger.COMMAND,
     on_progress=None,
 ) -> BillingImport:
-    """Import a file on disk now, in this process (the command line and the demo)."""
+    """Import a file on disk now, in this process (the command line and the demo).
+
+    The file's checksum is computed while it is imported (hashing a large file takes seconds of its own)."""
     try:
-        checksum, size = _sha256(path)
+        size = os.path.getsize(path)
+        with open(path, "rb"):
+            pass
     except OSError as exc:
         raise ApplicationError(f"{path}: cannot be read ({exc.strerror})") from None
     billing_import = BillingImport.objects.create(
         source=source,
         filename=os.path.basename(path),
         stored_path=os.path.abspath(path),
-        checksum=checksum,
         size=size,
         format=_check_format(fmt),
         trigger=trigger,
         started_by=user,
     )
-    claimed = billing_import_claim(import_id=billing_import.pk)
-    return billing_import_run(billing_import=claimed, on_progress=on_progress)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-checksum") as pool:
+        hashing = pool.submit(_sha256, path)
+        claimed = billing_import_claim(import_id=billing_import.pk)
+        finished = billing_import_run(billing_import=claimed, on_progress=on_progress)
+        try:
+            finished.checksum = hashing.result()[0]
+        except OSError as exc:
+            logger.warning("billing import %s: no checksum (%s)", finished.pk, exc)
+        else:
+            BillingImport.objects.filter(pk=finished.pk).update(checksum=finished.checksum)
+    return finished
 
 
 def billing_import_execute(*, import_id: int) -> BillingImport | None:

@@ -1,6 +1,7 @@
 """Importing billing files: exact totals, idempotence, all-or-nothing rejection, the two commands."""
 
 import gzip
+import hashlib
 import json
 import shutil
 from decimal import Decimal
@@ -78,6 +79,8 @@ def test_focus_sample_imports_with_exact_totals_and_reimport_changes_nothing():
     assert_money_equal(record.billed_total, expected["billed"])
     assert_money_equal(record.effective_total, expected["effective"])
     assert record.format == "focus" and record.currency == "USD"
+    assert record.checksum == hashlib.sha256(SAMPLE.read_bytes()).hexdigest()
+    assert record.size == SAMPLE.stat().st_size
     assert record.warnings, "the sample's known conformance problems are reported as warnings"
 
     _import(SAMPLE)  # the provider re-delivers the same file
