@@ -632,11 +632,19 @@ class _Part:
         return where + (f" AND s.ctid < '({high},0)'::tid" if high is not None else "")
 
 
-def _together(scratch: _Scratch, jobs: list[Callable[[Any], Any]], tick: Callable[[], None] | None = None) -> list:
-    """Run each job on its own work connection at once; the first error cancels the others and is raised."""
+def _together(
+    scratch: _Scratch,
+    jobs: list[Callable[[Any], Any]],
+    tick: Callable[[], None] | None = None,
+    meanwhile: Callable[[], None] | None = None,
+) -> list:
+    """Run each job on its own work connection at once (and ``meanwhile`` in this thread, on the default
+    connection); the first error cancels the others and is raised."""
     with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="billing-import") as pool:
         futures = [pool.submit(job, scratch.conns[k]) for k, job in enumerate(jobs)]
         try:
+            if meanwhile:
+                meanwhile()
             while True:
                 done, pending = wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
                 if tick:
@@ -826,11 +834,26 @@ def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) 
 
             return job
 
-        done = _together(scratch, [counted(part) for part in parts])
+        # The line items, in one statement of the import's transaction, while the parts are counted: a file
+        # the counts send back to the reader is rolled back with the import's savepoint.
+        typed_all = "(" + " UNION ALL ".join(f"SELECT * FROM {part.typed}" for part in parts) + ")"
+        table = BillingLineItem._meta.db_table
+        from .importer import COLUMNS, LINE_COLUMNS
+
+        pascal = {name: column for column, name in FOCUS_COLUMNS.items()}
+        values = [str(billing_import.source_id), str(billing_import.pk), "x.rn + 1"]
+        values += [plan.v(pascal[name]) for name in LINE_COLUMNS]
+        values += ["x.extra", "false"]
+
+        def insert() -> None:
+            cur.execute(f"INSERT INTO {table} ({', '.join(COLUMNS)}) SELECT {', '.join(values)} FROM {typed_all} x")
+            progress(tracker.rows, 0.9)
+
+        done = _together(scratch, [counted(part) for part in parts], meanwhile=insert)
         result = _combine([row for row, _ in done], minimums)
         periods = set().union(*(found for _, found in done))
         first_part_rows = done[0][0][5]
-        lap("counts")
+        lap("insert and counts")
         bad_rows, low, high, billed, effective, rows = result[:6]
         if not rows:
             raise Declined("no data rows")
@@ -848,7 +871,6 @@ def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) 
                 column_counts[rule][column] += found
                 wanted_rows.add(first_rn)
 
-        typed_all = "(" + " UNION ALL ".join(f"SELECT * FROM {part.typed}" for part in parts) + ")"
         # The first rows of every rule, for the examples: one ordered pass with running counts.
         present = [rule for rule in rules if rule_rows[rule]]
         if present:
@@ -892,18 +914,6 @@ def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) 
             samples = []
 
         lap("examples")
-        # The line items, in one statement of the import's transaction.
-        table = BillingLineItem._meta.db_table
-        from .importer import COLUMNS, LINE_COLUMNS
-
-        pascal = {name: column for column, name in FOCUS_COLUMNS.items()}
-        values = [str(billing_import.source_id), str(billing_import.pk), "x.rn + 1"]
-        values += [plan.v(pascal[name]) for name in LINE_COLUMNS]
-        values += ["x.extra", "false"]
-        progress(rows, 0.7)
-        cur.execute(f"INSERT INTO {table} ({', '.join(COLUMNS)}) SELECT {', '.join(values)} FROM {typed_all} x")
-        progress(rows, 0.9)
-        lap("insert")
 
     logger.info(
         "billing import %s by COPY in %d part(s): %s",

@@ -7,9 +7,11 @@ that have direct cost in the same source and billing period (see ``KPIS.md`` sec
 """
 
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
@@ -69,6 +71,22 @@ def _allocate(items: QuerySet[BillingLineItem]) -> None:
             items.filter(location__isnull=True, **{f"tags__{tag}": location.code}).update(location=location)
 
 
+@contextmanager
+def _grouping_by_hash():
+    """Group by hashing on PostgreSQL. Line items an import has just written have no statistics yet: the
+    planner expects a handful and would sort a million rows on disk to group them (2.5 times slower at a
+    million). Hashing is right at every size: it spills to disk beyond work_mem."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")
+        try:
+            yield
+        finally:
+            cursor.execute("SET LOCAL enable_sort TO DEFAULT")
+
+
 def _spread_weights(rule: AllocationRule, direct: dict[int, Decimal], services: dict[str, int]) -> dict[int, Decimal]:
     match rule.spread:
         case AllocationRule.Spread.WEIGHTS:
@@ -108,6 +126,8 @@ def _rebuild(source_id: int, period_start: datetime) -> None:
         .annotate(billed=Sum("billed_cost"), effective=Sum("effective_cost"), n=Count("pk"))
         .order_by()
     )
+    with _grouping_by_hash():
+        groups = list(groups)
     period_day: date = period_start.date()
     rollups: list[CostRollup] = []
     shared: list[dict] = []
