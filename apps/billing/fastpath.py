@@ -20,6 +20,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -53,6 +54,7 @@ from .models import BillingLineItem
 logger = logging.getLogger(__name__)
 
 SCRATCH_PREFIX = "billing_scratch_"
+_END_OF_DATA = re.compile(rb"\n\\\.(?:\r|\n)")
 COPY_CHUNK = 1 << 20
 FIELD_LIMIT = csv.field_size_limit()
 # Progress (the share shown to users) after each step: COPY takes the file up to COPY_SHARE, then SQL.
@@ -150,16 +152,23 @@ class _Stream:
         self._layer = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
         self._left = None if end is None else end - start
         self._progress = progress
+        self._tail = b"\n"  # the last bytes read (a part starts at a line's start)
 
     def read(self, n: int = -1) -> bytes:
         size = COPY_CHUNK if self._left is None else min(COPY_CHUNK, self._left)
-        if size <= 0:
-            return b""
-        before = self._raw.tell()
-        data = self._layer.read(size)
-        if self._left is not None:
-            self._left -= len(data)
-        self._progress.add(self._raw.tell() - before, data.count(b"\n"))
+        data = b""
+        if size > 0:
+            before = self._raw.tell()
+            data = self._layer.read(size)
+            if self._left is not None:
+                self._left -= len(data)
+            self._progress.add(self._raw.tell() - before, data.count(b"\n"))
+        # COPY takes a line holding only \. as the end of the data and would drop every record after it in
+        # silence; the reader reports such a line as a short record.
+        seen = self._tail + data
+        if _END_OF_DATA.search(seen) or (not data and seen.endswith(b"\n\\.")):
+            raise Declined("a line holding only \\. (COPY's end-of-data marker)")
+        self._tail = seen[-3:]
         return data
 
     def close(self) -> None:

@@ -290,3 +290,24 @@ def test_records_with_line_feeds_in_quoted_cells_are_read_alike_in_parts(tmp_pat
             row[description] = f'{row[description]}\nsecond line with "quotes", and a comma\n'
     bulk, _, kept = _import_both(_write(tmp_path / "multiline.csv", header, rows), monkeypatch, caplog)
     assert kept and bulk.rows_imported == 3000
+
+
+@pytest.mark.parametrize("ending", ["\\.\n", "\\.\r\n", "\\."])
+def test_a_line_holding_only_copys_end_of_data_marker_loses_no_rows(tmp_path, monkeypatch, caplog, ending):
+    """COPY would stop at such a line and drop the records after it: the file goes to the reader, which
+    rejects the short record by its row number, whichever part of the file holds it."""
+    header, rows = _rows()
+    path = _write(tmp_path / "marker.csv", header, rows)
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    for where in (len(lines) // 3, len(lines)):
+        marked = "".join(lines[:where]) + ending + "".join(lines[where:])
+        if where < len(lines) and not ending.endswith("\n"):
+            continue
+        marked_path = tmp_path / f"marker-{where}.csv"
+        marked_path.write_text(marked)
+        caplog.clear()
+        bulk, _, kept = _import_both(marked_path, monkeypatch, caplog)
+        assert not kept
+        assert bulk.status == BillingImport.Status.FAILED
+        assert f"row {where + 1}: has 1 fields" in bulk.error
