@@ -237,6 +237,7 @@ def billing_import_run(
     so the task is retried; the transaction guarantees that nothing of the attempt remains.
     """
     started = time.monotonic()
+    steps: dict[str, float] = {}  # seconds per step, for the log
     fmt = billing_import.format or billing_import.source.format  # a format chosen for this file wins
     size = billing_import.size
     try:
@@ -257,6 +258,7 @@ def billing_import_run(
                     on_progress(count, fraction)
 
             fast = None
+            clock = time.monotonic()
             if fastpath.applies(reader):
                 fast = _fast_import(billing_import, reader, raw, report)
                 if fast is None:  # the bulk path gave the file back: read it from the start
@@ -269,6 +271,8 @@ def billing_import_run(
             else:
                 billed, effective, count = fast.billed, fast.effective, fast.rows
                 periods, currency, rows_read, warnings = fast.periods, fast.currency, fast.rows, fast.warnings
+            steps["read and write" if fast is None else "read and write by COPY"] = time.monotonic() - clock
+            clock = time.monotonic()
             period_starts = sorted(start for start, _ in periods)
             replaced, _ = (
                 BillingLineItem.objects.filter(
@@ -277,7 +281,10 @@ def billing_import_run(
                 .exclude(billing_import_id=billing_import.pk)
                 .delete()
             )
+            steps["replace"] = time.monotonic() - clock
+            clock = time.monotonic()
             refresh_periods(source_id=billing_import.source_id, period_starts=period_starts)
+            steps["allocate and roll up"] = time.monotonic() - clock
             billing_import.format = reader.format
             billing_import.focus_version = reader.focus_version or ""
             billing_import.currency = currency or ""
@@ -294,6 +301,8 @@ def billing_import_run(
             billing_import.status = BillingImport.Status.SUCCEEDED
             billing_import.finished_at = timezone.now()
             billing_import.save()
+            clock = time.monotonic()
+        steps["commit"] = time.monotonic() - clock
     except BillingFileError as exc:
         billing_import.status = BillingImport.Status.FAILED
         billing_import.error = str(exc)
@@ -306,5 +315,11 @@ def billing_import_run(
     finally:
         cache.delete(progress_key(billing_import.pk))
         fastpath.scratch_drop(billing_import.pk)  # the bulk path's work tables, now that nothing reads them
-    logger.info("billing import %s %s in %.1fs", billing_import.pk, billing_import.status, time.monotonic() - started)
+    logger.info(
+        "billing import %s %s in %.1fs%s",
+        billing_import.pk,
+        billing_import.status,
+        time.monotonic() - started,
+        f" ({', '.join(f'{step} {seconds:.2f}s' for step, seconds in steps.items())})" if steps else "",
+    )
     return billing_import
