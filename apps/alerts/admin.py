@@ -2,6 +2,7 @@
 record every change in the audit trail), so the admin site only shows them."""
 
 from django.contrib import admin
+from django.db import models
 
 from .models import (
     Alert,
@@ -56,6 +57,7 @@ class SilenceAdmin(ReadOnlyAdmin):
 @admin.register(NotificationChannel)
 class NotificationChannelAdmin(ReadOnlyAdmin):
     list_display = ["name", "kind", "enabled", "secret_env_var"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(Notification)

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from .models import (
     Change,
@@ -41,6 +42,7 @@ class DoraTierThresholdInline(admin.TabularInline):
 @admin.register(DoraBenchmark)
 class DoraBenchmarkAdmin(admin.ModelAdmin):
     list_display = ["source_year", "source", "active"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     inlines = [DoraTierThresholdInline]
 
 
