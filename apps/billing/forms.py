@@ -1,12 +1,15 @@
 """Forms of the billing pages, and the checks the API shares with them (one wording for every error)."""
 
+import glob
 import json
+import os
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
 from django import forms
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from apps.catalog.models import Environment, Location, Service
@@ -45,7 +48,32 @@ def location_problem(value: str) -> str | None:
         return netguard.url_problem(value)
     if not PurePosixPath(value).is_absolute():
         return f"{value!r} is not an absolute path (expected a folder or glob starting with /, or an http(s) URL)"
+    return local_path_problem(value)
+
+
+def local_path_problem(value: str) -> str | None:
+    """Why a local folder or glob may not be read, or None: it must lie inside BILLING_LOCAL_ROOTS."""
+    if ".." in PurePosixPath(value).parts:
+        return f"{value!r} holds a '..' component; give the folder's own path"
+    roots = [os.path.realpath(root) for root in settings.BILLING_LOCAL_ROOTS]
+    if not any(inside(value, root) for root in roots):
+        allowed = ", ".join(roots) or "none are configured"
+        return (
+            f"{value!r} is outside the folders billing exports may be read from ({allowed}); "
+            "the operator adds folders with OPSPORTAL_BILLING_LOCAL_ROOTS"
+        )
     return None
+
+
+def inside(path: str, root: str) -> bool:
+    """Whether a path (a glob: its part before the first wildcard) lies in ``root``, symbolic links resolved."""
+    fixed = []
+    for part in PurePosixPath(path).parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    real = os.path.realpath(os.path.join(*fixed)) if fixed else "/"
+    return real == root or real.startswith(root.rstrip("/") + "/")
 
 
 def auth_env_var_problem(value: str, location: str) -> str | None:

@@ -209,6 +209,11 @@ class Candidate:
 
 
 def _local_candidates(location: str) -> list[Candidate]:
+    from .forms import inside, local_path_problem
+
+    if problem := local_path_problem(location):  # the allowed folders may have changed since it was saved
+        raise SourceUnavailable(problem)
+    roots = [os.path.realpath(root) for root in settings.BILLING_LOCAL_ROOTS]
     pattern = os.path.join(location, "*") if os.path.isdir(location) else location
     paths = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
     if not paths and not glob.has_magic(pattern) and not os.path.exists(location):
@@ -217,6 +222,11 @@ def _local_candidates(location: str) -> list[Candidate]:
     for path in paths:
         if fnmatch.fnmatch(os.path.basename(path), ".*"):
             continue
+        if not any(inside(path, root) for root in roots):
+            raise SourceUnavailable(
+                f"{path} leads outside the folders billing exports may be read from (a symbolic link?); "
+                "nothing was imported"
+            )
         checksum, size = _sha256(path)
         candidates.append(Candidate(path, checksum, size))
     return candidates

@@ -269,6 +269,11 @@ OUTBOUND_ALLOW = env.list("OPSPORTAL_OUTBOUND_ALLOW", default=["127.0.0.1", "loc
 OUTBOUND_CONNECT_TIMEOUT = env.float("OPSPORTAL_OUTBOUND_CONNECT_TIMEOUT", default=10)
 # Seconds a billing download may wait for the server's next bytes.
 BILLING_DOWNLOAD_TIMEOUT = env.float("OPSPORTAL_BILLING_DOWNLOAD_TIMEOUT", default=120)
+# Folders billing sources may read local exports from (absolute paths, comma-separated): a source's folder or
+# glob must lie inside one, and so must every file it matches, symbolic links resolved.
+BILLING_LOCAL_ROOTS = env.list(
+    "OPSPORTAL_BILLING_LOCAL_ROOTS", default=[str(VAR_DIR / "exports"), str(VAR_DIR / "demo" / "billing")]
+)
 # On PostgreSQL a FOCUS CSV file is checked in this many parts at once, one database process (and connection)
 # each: up to the database server's cores.
 BILLING_IMPORT_PARTS = env.int("OPSPORTAL_BILLING_IMPORT_PARTS", default=2)

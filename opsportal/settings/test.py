@@ -5,6 +5,7 @@ SQLite + the filesystem broker or on PostgreSQL + Redis.
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789abcdef")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
@@ -17,6 +18,8 @@ os.environ.setdefault("OPSPORTAL_OUTBOUND_ALLOW", "127.0.0.1,localhost")
 
 from .base import *  # noqa: F403
 
+# Tests write billing exports under the temporary folder; some sources name folders under /data.
+BILLING_LOCAL_ROOTS = [*BILLING_LOCAL_ROOTS, tempfile.gettempdir(), "/data"]  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 LOGGING["root"]["level"] = env("OPSPORTAL_TEST_LOG_LEVEL", default="WARNING")  # noqa: F405

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import os
 from datetime import date
 from decimal import Decimal
 
@@ -155,6 +156,10 @@ def test_sources_are_created_changed_and_pulled_by_admins(admin, cfo, django_cap
 
 NOT_ABSOLUTE = "'relative/path' is not an absolute path (expected a folder or glob starting with /, or an http(s) URL)"
 FTP = "ftp:// is not supported; give a local folder, a glob such as /data/exports/*.csv.gz, or an http(s) URL"
+OUTSIDE = (
+    "'{}' is outside the folders billing exports may be read from (%s); "
+    "the operator adds folders with OPSPORTAL_BILLING_LOCAL_ROOTS"
+)
 AUTH_NOT_URL = "an authentication variable is only used for http(s) URLs; this source's location is not one"
 
 
@@ -164,11 +169,20 @@ AUTH_NOT_URL = "an authentication variable is only used for http(s) URLs; this s
         ({"location": "relative/path"}, {"location": [NOT_ABSOLUTE]}),
         ({"location": "ftp://host/x.csv"}, {"location": [FTP]}),
         ({"location": "/data/x", "auth_env_var": "TOKEN"}, {"auth_env_var": [AUTH_NOT_URL]}),
+        ({"location": "/etc/*"}, {"location": [OUTSIDE.format("/etc/*")]}),
+        ({"location": "/proc/self/environ"}, {"location": [OUTSIDE.format("/proc/self/environ")]}),
+        (
+            {"location": "/data/../etc/passwd"},
+            {"location": ["'/data/../etc/passwd' holds a '..' component; give the folder's own path"]},
+        ),
         ({"format": "excel"}, {"format": ['"excel" is not a valid choice.']}),
         ({"pull_every_minutes": 0}, {"pull_every_minutes": ["Ensure this value is greater than or equal to 5."]}),
     ],
 )
-def test_a_bad_source_is_refused_with_specific_errors(admin, changes, errors):
+def test_a_bad_source_is_refused_with_specific_errors(admin, changes, errors, settings):
+    if "location" in errors and "outside" in errors["location"][0]:
+        roots = ", ".join(os.path.realpath(r) for r in settings.BILLING_LOCAL_ROOTS)
+        errors = {"location": [errors["location"][0].replace("(%s)", f"({roots})")]}
     data = {"name": "New", "format": "auto", "location": "https://exports.example.com/a.csv"} | changes
     response = _json(admin, "post", reverse("billing-source-list"), data)
     assert response.status_code == 400 and response.json() == errors

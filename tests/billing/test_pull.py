@@ -163,3 +163,28 @@ def test_due_sources_are_pulled_and_disabled_ones_are_not(tmp_path, monkeypatch)
     monkeypatch.setattr(billing_pull_source_task, "delay", lambda source_id: pulled.append(source_id))
     assert billing_pull_due_sources_task.apply().get() == 1
     assert pulled == [BillingSource.objects.get(name="due").pk]
+
+
+def test_a_source_reads_only_inside_the_allowed_folders(tmp_path, settings, eager, django_capture_on_commit_callbacks):
+    """Local sources read only under BILLING_LOCAL_ROOTS: a folder outside, or a symbolic link leading out of
+    one, is refused at pull time with the reason, and nothing is imported."""
+    allowed, elsewhere = tmp_path / "exports", tmp_path / "elsewhere"
+    allowed.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(SAMPLE, elsewhere / "secret.csv")
+    settings.BILLING_LOCAL_ROOTS = [str(allowed)]
+
+    outside = BillingSource.objects.create(name="outside", location=str(elsewhere))  # saved before the roots changed
+    with pytest.raises(services.SourceUnavailable, match="is outside the folders billing exports may be read from"):
+        services.billing_source_pull(source=outside)
+
+    (allowed / "2024-09.csv").symlink_to(elsewhere / "secret.csv")
+    linked = BillingSource.objects.create(name="linked", location=str(allowed))
+    with pytest.raises(services.SourceUnavailable, match=r"2024-09\.csv leads outside the folders"):
+        services.billing_source_pull(source=linked)
+    assert not BillingImport.objects.exists() and not BillingLineItem.objects.exists()
+
+    (allowed / "2024-09.csv").unlink()
+    shutil.copy(SAMPLE, allowed / "2024-09.csv")
+    _run_queued(django_capture_on_commit_callbacks, lambda: services.billing_source_pull(source=linked))
+    assert BillingLineItem.objects.count() == 1000

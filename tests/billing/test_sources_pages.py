@@ -49,7 +49,7 @@ def _field_errors(response, field: str) -> list[str]:
 
 
 def test_sources_list_shows_ok_and_failing_sources_with_the_error_and_next_retry(source, cfo, admin):
-    failing = BillingSource.objects.create(name="Azure EA", location="/nonexistent/azure")
+    failing = BillingSource.objects.create(name="Azure EA", location="/data/nonexistent/azure")
     services.billing_source_record_pull(source=failing, error="/nonexistent/azure: no such file or folder")
     services.billing_source_record_pull(source=source, error=None)
     html = _text(cfo.get(reverse("billing:sources")))

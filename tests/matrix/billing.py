@@ -25,7 +25,7 @@ API_ACCEPTED_ADMIN = {ANON: 401, EXE: 403, PM: 403, ADM: 202}
 
 
 def setup(users) -> None:
-    source = BillingSource.objects.create(name="matrix-source", location="/nonexistent/matrix-billing")
+    source = BillingSource.objects.create(name="matrix-source", location="/data/nonexistent/matrix-billing")
     BillingImport.objects.create(
         source=source, filename="matrix.csv", trigger=BillingImport.Trigger.UPLOAD, status=BillingImport.Status.FAILED
     )
