@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from django.urls import reverse
+
 from apps.accounts.roles import Role
 
 ALL_ROLES = frozenset(Role)
@@ -39,3 +41,17 @@ def nav_for(role: Role | None) -> list[tuple[str, list[NavItem]]]:
         if role in item.roles:
             sections.setdefault(item.section, []).append(item)
     return list(sections.items())
+
+
+def active_item(path: str, sections: list[tuple[str, list[NavItem]]]) -> str | None:
+    """The url_name of the sidebar entry a page belongs to: the entry whose address is the longest prefix of
+    the page's (so an alert's page belongs to Alerts, /alerts/models/ to Model health); the overview, at
+    the root, only for itself."""
+    best, length = None, -1
+    for _, items in sections:
+        for item in items:
+            url = reverse(item.url_name)
+            matches = path == url if url == "/" else path.startswith(url)
+            if matches and len(url) > length:
+                best, length = item.url_name, len(url)
+    return best
