@@ -46,13 +46,13 @@ def location_problem(value: str) -> str | None:
                 "the credential in an environment variable and name it as the authentication variable"
             )
         return netguard.url_problem(value)
-    if not PurePosixPath(value).is_absolute():
-        return f"{value!r} is not an absolute path (expected a folder or glob starting with /, or an http(s) URL)"
     return local_path_problem(value)
 
 
 def local_path_problem(value: str) -> str | None:
-    """Why a local folder or glob may not be read, or None: it must lie inside BILLING_LOCAL_ROOTS."""
+    """Why a local folder or glob may not be read, or None: an absolute path inside BILLING_LOCAL_ROOTS."""
+    if not PurePosixPath(value).is_absolute():
+        return f"{value!r} is not an absolute path (expected a folder or glob starting with /, or an http(s) URL)"
     if ".." in PurePosixPath(value).parts:
         return f"{value!r} holds a '..' component; give the folder's own path"
     roots = [os.path.realpath(root) for root in settings.BILLING_LOCAL_ROOTS]

@@ -289,9 +289,9 @@ def test_every_disallowed_url_is_refused_at_connection_time_and_nothing_is_fetch
                 error = fetch(url)
                 assert "refused" in error and why(url) in error, (fetch.__name__, url, error)
         else:
-            # Not an http(s) URL: a billing location like this is a local path outside the allowed folders,
-            # never a fetch.
-            assert "is outside the folders billing exports may be read from" in _billing_fetch(url)
+            # Not an http(s) URL: a billing location like this is refused as a local path (not an absolute
+            # one), never fetched, wherever the worker runs.
+            assert f"{url!r} is not an absolute path" in _billing_fetch(url)
             assert "is not allowed (only http and https)" in _prometheus_fetch(url)
             assert "is not allowed (only http and https)" in _webhook_post(url)
     assert recorders.received() == []
