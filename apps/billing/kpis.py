@@ -83,6 +83,7 @@ def unit_cost_value(
             kpi.sparkline = [p.unit_cost for p in monthly.points(svc.pk)]
     else:
         kpi.unit = f"% change vs {report.previous_period.label}"
+        kpi.is_change = True
         kpi.value = _percent(report.weighted_change)
         kpi.n = sum(1 for r in report.rows if r.change is not None)
         kpi.sparkline = [_percent(v) for v in reports.monthly_weighted_changes(monthly)]

@@ -47,6 +47,7 @@ class KpiValue:
     sparkline: list[Decimal | None] = field(default_factory=list)  # oldest first, e.g. the last 12 periods
     n: int | None = None  # sample size where it matters (NPS responses)
     note: str = ""  # e.g. which data source is missing
+    is_change: bool = False  # the value is itself a change against the previous period (it has no "previous")
 
     @property
     def change(self) -> Decimal | None:

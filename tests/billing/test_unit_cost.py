@@ -315,3 +315,19 @@ def test_both_headline_kpis_are_registered_for_the_overview():
     assert found["unit_cost"].compute is kpis.unit_cost
     assert found["cloud_cost"].compute is kpis.cloud_cost
     assert found["unit_cost"].order < found["cloud_cost"].order
+
+
+def test_overview_tile_of_the_weighted_change_does_not_claim_a_missing_previous_period(scenario, exec_client):
+    """The all-services unit cost tile shows a change against the previous period as its value: it must not
+    also say there is no previous period; a month with no earlier data still says so on the cost tile."""
+
+    def tile(html: str, key: str) -> str:
+        return html.split(f'data-kpi="{key}"', 1)[1].split('<a class="tile"', 1)[0]
+
+    march = exec_client.get("/?period=2026-03").content.decode()
+    weighted = reports.unit_cost_report(MARCH).weighted_change * 100
+    assert f'data-value="{weighted}"' in tile(march, kpis.UNIT_COST)
+    assert "% change vs February 2026" in tile(march, kpis.UNIT_COST)
+    assert "no previous period" not in tile(march, kpis.UNIT_COST)
+    february = exec_client.get("/?period=2026-02").content.decode()
+    assert "no previous period" in tile(february, kpis.CLOUD_COST)
