@@ -459,6 +459,7 @@ def adoption_tiles(scope: Scope, period: Period, *, as_of: datetime, keys=None) 
             unit=metric.unit,
             direction=Direction(target.direction) if target else metric.direction,
             url_name="adoption:overview",
+            accumulates=metric.accumulation == Accumulation.CUMULATIVE,
             value=metric.round(value),
             previous=metric.round(previous.values[key]),
             target=target.value if target else None,

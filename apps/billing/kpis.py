@@ -163,6 +163,7 @@ def cloud_cost(period: Period, filters: KpiFilters) -> KpiValue:
         unit=current.currency or previous.currency,
         direction=Direction.DOWN_IS_GOOD,
         url_name="billing:explorer",
+        accumulates=True,
         value=current.total if current.rows else None,
         previous=previous.total if previous.rows else None,
         sparkline=monthly if current.rows or previous.rows else [],

@@ -45,6 +45,7 @@ def capacity_waste(period: Period, filters: KpiFilters, *, environment: str = ""
         unit=currency(),
         direction=Direction.DOWN_IS_GOOD,
         url_name="capacity:overview",
+        accumulates=True,
         value=values[-1],
         previous=values[-2] if len(values) > 1 else None,
         sparkline=values,

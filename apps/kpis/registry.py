@@ -48,6 +48,9 @@ class KpiValue:
     n: int | None = None  # sample size where it matters (NPS responses)
     note: str = ""  # e.g. which data source is missing
     is_change: bool = False  # the value is itself a change against the previous period (it has no "previous")
+    # The value grows as the period goes on (a sum or a count over it): while the period is not over it
+    # reads low against a whole previous period, and its change says nothing yet.
+    accumulates: bool = False
 
     @property
     def change(self) -> Decimal | None:

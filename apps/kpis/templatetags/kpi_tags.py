@@ -24,7 +24,10 @@ def kpi_number(value, unit: str = "") -> str:
 
 
 @register.filter
-def kpi_change_class(kpi) -> str:
+def kpi_change_class(kpi, unfinished: bool = False) -> str:
+    """good / bad colours a change; none while a period is not over for a KPI that accumulates over it."""
+    if unfinished and kpi.accumulates:
+        return ""
     good = kpi.change_is_good
     return "" if good is None else "good" if good else "bad"
 
