@@ -11,9 +11,14 @@ def portal(request: HttpRequest) -> dict:
     if user is None or not user.is_authenticated:
         return {}
     sections = nav_for(user.role_enum)
+    period, today = request_period(request), timezone.localdate()
+    unfinished = period.start <= today < period.end
     return {
         "nav_sections": sections,
         "nav_active": active_item(request.path, sections),
-        "period": request_period(request),
-        "period_choices": recent_months(today=timezone.localdate()),
+        "period": period,
+        "period_choices": recent_months(today=today),
+        # The chosen period is not over yet: sums over it read low against a whole previous period.
+        "period_unfinished": unfinished,
+        "period_day": (today - period.start).days + 1 if unfinished else None,
     }

@@ -1,6 +1,5 @@
 from django.contrib import messages
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views import View
 
 from apps.accounts.permissions import AdminRequiredMixin, RoleRequiredMixin
@@ -22,15 +21,7 @@ class OverviewView(RoleRequiredMixin, View):
         template = "kpis/overview.html"
         if request.htmx and not request.htmx.boosted and request.htmx.target == "kpi-tiles":
             template += "#tiles"
-        today = timezone.localdate()
-        unfinished = period.start <= today < period.end  # the period is not over yet
-        context = {
-            "tiles": tiles,
-            "filter_form": form,
-            "unfinished": unfinished,
-            "days_done": (today - period.start).days + 1 if unfinished else None,
-        }
-        return render(request, template, context)
+        return render(request, template, {"tiles": tiles, "filter_form": form})
 
 
 class OverviewExportView(RoleRequiredMixin, View):

@@ -336,19 +336,19 @@ def test_overview_tile_of_the_weighted_change_does_not_claim_a_missing_previous_
 def test_overview_marks_a_period_that_is_not_over(scenario, exec_client, monkeypatch):
     """While March is not over, its cloud cost (a sum over the month) is not coloured as better or worse
     than all of February, and says so; once March is over it compares as usual."""
-    from apps.kpis import views
+    from apps.core import context_processors
 
     def tile(html: str, key: str) -> str:
         return html.split(f'data-kpi="{key}"', 1)[1].split('<a class="tile"', 1)[0]
 
-    monkeypatch.setattr(views.timezone, "localdate", lambda: date(2026, 3, 20))
+    monkeypatch.setattr(context_processors.timezone, "localdate", lambda: date(2026, 3, 20))
     during = exec_client.get("/?period=2026-03").content.decode()
     assert "March 2026</span> to date (day 20 of 31)" in during
     cost = tile(during, kpis.CLOUD_COST)
     assert '<span class="delta ">' in cost and "vs all of February 2026 (not over yet)" in cost
     assert "not over yet" not in tile(during, kpis.UNIT_COST)  # a ratio compares like with like
 
-    monkeypatch.setattr(views.timezone, "localdate", lambda: date(2026, 4, 2))
+    monkeypatch.setattr(context_processors.timezone, "localdate", lambda: date(2026, 4, 2))
     after = exec_client.get("/?period=2026-03").content.decode()
     assert "to date" not in after.split("</p>", 1)[0]
     cost = tile(after, kpis.CLOUD_COST)

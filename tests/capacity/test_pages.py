@@ -186,3 +186,27 @@ def test_the_overview_stays_within_a_query_budget(exec_client, gpu, django_asser
         CapacityPoolFactory(slug=f"extra-{i}", environment=gpu.environment)
     with django_assert_max_num_queries(30):
         exec_client.get(reverse("capacity:overview"), {"period": PERIOD})
+
+
+def test_a_period_not_over_compares_its_waste_uncoloured_against_all_of_the_previous(exec_client, gpu, monkeypatch):
+    """Waste cost is a sum over the period: while the period runs, its change against the whole previous
+    period is shown without a good/bad colour, and says the period is not over."""
+    from apps.core import context_processors
+
+    before = [DAY - timedelta(days=2) + timedelta(hours=h) for h in range(48)]  # 31 Oct and 1 Nov
+    push("gpu_provisioned", dict.fromkeys(before, 10), pool="gpu")
+    push("gpu_used", dict.fromkeys(before, 2), pool="gpu")  # waste 960 x (1 - 0.2 / 0.8) = 720
+
+    monkeypatch.setattr(context_processors.timezone, "localdate", lambda: date(2026, 11, 3))
+    note = _waste_note(exec_client.get(reverse("capacity:overview"), {"period": PERIOD}))
+    assert note == "-480 vs all of 31 Oct 2026 to 1 Nov 2026 (2 Nov 2026 to 3 Nov 2026 is not over yet)"
+
+    monkeypatch.setattr(context_processors.timezone, "localdate", lambda: date(2026, 11, 10))
+    response = exec_client.get(reverse("capacity:overview"), {"period": PERIOD})
+    assert '<span class="rag rag-green"></span> -480 vs 31 Oct 2026 to 1 Nov 2026' in response.content.decode()
+
+
+def _waste_note(response) -> str:
+    html = response.content.decode()
+    tile = html.split('data-testid="tile-waste"', 1)[1]
+    return tile.split('<div class="tile-note">', 1)[1].split("</div>", 1)[0].strip()
