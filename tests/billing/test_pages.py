@@ -3,7 +3,7 @@
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from html import unescape
 
@@ -359,3 +359,17 @@ def test_deleting_a_rule_in_the_admin_site_reallocates(scenario, role_client, us
     rule = Rule.objects.get(name="Alpha")
     site._registry[Rule].delete_model(request=None, obj=rule)
     assert_money_equal(reports.unit_cost_report(MARCH).totals.unallocated, "170.00")
+
+
+def test_explorer_says_when_the_period_is_not_over(scenario, cfo, monkeypatch):
+    from apps.core import context_processors
+
+    monkeypatch.setattr(context_processors.timezone, "localdate", lambda: date(2026, 3, 20))
+    html = _text(cfo.get(EXPLORER, {"period": "2026-03"}))
+    stat = html.split('data-testid="cloud-cost">', 1)[1].split("</div></div>", 1)[0]
+    assert stat.startswith("Total cloud cost, March 2026 to date<span>") and "in all of February 2026" in stat
+    monkeypatch.setattr(context_processors.timezone, "localdate", lambda: date(2026, 4, 2))
+    html = _text(cfo.get(EXPLORER, {"period": "2026-03"}))
+    stat = html.split('data-testid="cloud-cost">', 1)[1].split("</div></div>", 1)[0]
+    assert stat.startswith("Total cloud cost, March 2026<span>") and "in February 2026" in stat
+    assert "all of" not in stat
