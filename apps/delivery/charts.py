@@ -26,7 +26,7 @@ def _layout(y_title: str, **extra) -> dict:
         "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
         "legend": {"orientation": "h", "y": -0.18},
         "yaxis": {"title": {"text": y_title}, "rangemode": "tozero", "gridcolor": "#e2e8f0"},
-        "xaxis": {"type": "category"},
+        "xaxis": {"type": "category", "automargin": True, "tickangle": -45},  # month labels neither clip nor overlap
         "plot_bgcolor": "#fff",
         "paper_bgcolor": "#fff",
         "font": {"family": "system-ui, sans-serif", "size": 12},
@@ -95,7 +95,14 @@ def cost_drivers(series: CostSeries, currency: str) -> dict:
         "layout": _layout(
             f"{currency} per feature",
             barmode="stack",
-            yaxis2={"title": {"text": "features"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
+            yaxis2={
+                "title": {"text": "features"},
+                "overlaying": "y",
+                "side": "right",
+                "rangemode": "tozero",
+                "tickformat": ",d",  # a count of features: whole numbers
+                "automargin": True,
+            },
         ),
     }
 
