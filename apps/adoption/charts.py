@@ -65,7 +65,14 @@ def daily_trend_figure(points) -> dict:
         ],
         {
             "yaxis": {"title": "users", "rangemode": "tozero"},
-            "yaxis2": {"title": "%", "overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False},
+            "yaxis2": {
+                "title": "%",
+                "overlaying": "y",
+                "side": "right",
+                "rangemode": "tozero",
+                "showgrid": False,
+                "tickformat": ".0f",
+            },
         },
     )
 
@@ -87,7 +94,14 @@ def monthly_trend_figure(periods: Sequence[Period], mau: Sequence, stickiness: S
         ],
         {
             "yaxis": {"title": "users", "rangemode": "tozero"},
-            "yaxis2": {"title": "%", "overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False},
+            "yaxis2": {
+                "title": "%",
+                "overlaying": "y",
+                "side": "right",
+                "rangemode": "tozero",
+                "showgrid": False,
+                "tickformat": ".0f",
+            },
         },
     )
 

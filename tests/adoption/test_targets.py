@@ -222,3 +222,18 @@ def test_a_target_without_data_is_grey_on_the_tile_and_has_no_colour_in_the_regi
     assert tile.kpi.value is None
     assert tile.status.rag == Rag.GREY
     assert tile.kpi.rag is None  # the KPI registry knows green, amber and red only
+
+
+def test_a_count_of_a_month_not_over_is_not_judged_against_all_of_the_previous_month(march):
+    """Demos attended is a count over the month: half-way through March its change against all of
+    February is shown uncoloured; once March is over, the same change is coloured."""
+    from django.template.loader import render_to_string
+
+    scope = selectors.resolve_scope(product="alpha")
+    during = next(iter(selectors.adoption_tiles(scope, MARCH, as_of=AS_OF, keys=["demos"])))
+    html = render_to_string("adoption/_tile.html", {"t": during})
+    assert during.incomplete and '<div class="tile-change ">' in html and "vs all of the previous period" in html
+
+    after = next(iter(selectors.adoption_tiles(scope, MARCH, as_of=datetime(2025, 4, 2, tzinfo=UTC), keys=["demos"])))
+    html = render_to_string("adoption/_tile.html", {"t": after})
+    assert not after.incomplete and '<div class="tile-change good">' in html and "vs previous" in html
