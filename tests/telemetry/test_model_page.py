@@ -134,3 +134,24 @@ def test_the_api_gives_the_same_figures_and_rollups(exec_client, telemetry):
 def test_without_telemetry_the_page_names_its_sources(exec_client, db):
     page = exec_client.get(reverse("telemetry:models")).content.decode()
     assert 'data-testid="empty-state"' in page and "/api/v1/telemetry/" in page
+
+
+def test_each_version_has_one_colour_in_every_chart_and_small_charts_drop_a_crowded_legend(exec_client, telemetry):
+    from apps.telemetry import charts
+
+    response = exec_client.get(reverse("telemetry:models"), {"period": PERIOD})
+    colours: dict[str, set[str]] = {}
+    for fig in ("latency_fig", "error_fig", "throughput_fig"):
+        for trace in response.context[fig]["data"]:
+            label = trace["name"].removesuffix(" p95")
+            colours.setdefault(label, set()).add(trace["line"]["color"])
+    assert any(k.startswith("Other") for k in colours)  # it has throughput but no latency
+    assert all(len(c) == 1 for c in colours.values()), colours
+    assert len({c for cs in colours.values() for c in cs}) == len(colours)  # and a different one each
+
+    workloads = response.context["workloads"]
+    assert len(response.context["throughput_fig"]["data"]) <= charts.SMALL_LEGEND
+    assert response.context["throughput_fig"]["layout"].get("showlegend", True) is True
+    crowded = charts.throughput_figure(workloads * 2)
+    assert len(crowded["data"]) > charts.SMALL_LEGEND and crowded["layout"]["showlegend"] is False
+    assert charts.latency_figure(workloads * 2)["layout"].get("showlegend", True) is True  # the full-width chart
