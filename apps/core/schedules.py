@@ -53,3 +53,33 @@ def ensure_default_schedules(sender: Any = None, using: str = "default", **kwarg
         PeriodicTask.objects.using(using).create(
             name=spec["name"], task=spec["task"], queue=spec.get("queue"), enabled=True, **when
         )
+
+
+DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]  # cron's 0-6
+UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+
+
+def _every(seconds: int) -> str:
+    for size, name in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds % size == 0:
+            n = seconds // size
+            return f"every {name}" if n == 1 else f"every {n} {name}s"
+    return "every second" if seconds == 1 else f"every {seconds} seconds"
+
+
+def describe(task) -> str:
+    """How often a periodic task runs, in words: 'every 5 minutes', 'daily at 02:40 UTC',
+    'Mondays at 07:00 UTC'; other crontabs as their five fields."""
+    if task.interval_id:
+        return _every(task.interval.every * UNITS.get(task.interval.period, 1))
+    if task.crontab_id:
+        c = task.crontab
+        zone = str(c.timezone)
+        if c.minute.isdigit() and c.hour.isdigit() and c.day_of_month == "*" and c.month_of_year == "*":
+            at = f"{int(c.hour):02d}:{int(c.minute):02d} {zone}"
+            if c.day_of_week == "*":
+                return f"daily at {at}"
+            if c.day_of_week.isdigit() and int(c.day_of_week) < 7:
+                return f"{DAYS[int(c.day_of_week)]}s at {at}"
+        return f"cron {c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week} ({zone})"
+    return "—"
