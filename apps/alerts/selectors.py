@@ -43,7 +43,8 @@ def alert_counts() -> dict[str, int]:
         firing=Count("pk", filter=Q(state=A.FIRING, silenced_by__isnull=True)),
         pending=Count("pk", filter=Q(state=A.PENDING)),
         silenced=Count("pk", filter=Q(silenced_by__isnull=False)),
-        unacknowledged=Count("pk", filter=Q(state=A.FIRING, acknowledged_at__isnull=True)),
+        # What still needs its owner: firing, not silenced, not acknowledged.
+        unacknowledged=Count("pk", filter=Q(state=A.FIRING, silenced_by__isnull=True, acknowledged_at__isnull=True)),
     )
 
 

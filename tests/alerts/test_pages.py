@@ -258,3 +258,22 @@ def test_the_audit_page_lists_changes_with_before_and_after(catalog, role_client
     page = role_client(Role.EXECUTIVE).get(reverse("alerts:audit") + "?target=rule").content.decode()
     assert 'data-action="created"' in page and 'data-action="updated"' in page
     assert "<code>threshold</code>" in page and "0.02" in page and "0.03" in page
+
+
+def test_a_silenced_alert_is_not_counted_as_waiting_for_its_owner(firing, role_client):
+    from apps.alerts.models import Silence
+
+    def counts() -> tuple[str, str, str]:
+        page = role_client(Role.EXECUTIVE).get(reverse("alerts:list")).content.decode()
+        return tuple(
+            page.split(f'data-testid="count-{k}">', 1)[1].split("<", 1)[0]
+            for k in ("firing", "silenced", "unacknowledged")
+        )
+
+    assert counts() == ("1", "0", "1")
+    now = timezone.now()
+    firing.silenced_by = Silence.objects.create(
+        rule=firing.rule, starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=1), comment="deploying"
+    )
+    firing.save()
+    assert counts() == ("0", "1", "0")  # muted: it neither fires nor waits for an acknowledgement
