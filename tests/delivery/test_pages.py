@@ -116,3 +116,16 @@ def test_an_admin_imports_a_csv_file_and_sees_what_was_wrong_with_a_bad_one(cata
     assert "broken.csv was not imported" in page
     assert "2 service svc-q the slug of a catalog service (svc-a, svc-b)" in page
     assert Feature.objects.count() == 1
+
+
+def test_features_shipped_in_a_month_not_over_are_marked_so_far(history, exec_client, monkeypatch):
+    from datetime import date
+
+    from apps.core import context_processors
+
+    monkeypatch.setattr(context_processors.timezone, "localdate", lambda: date(2026, 2, 10))
+    page = text(exec_client.get(PAGE, {"period": "2026-02"}))
+    assert "Features shipped 2 so far first production deployment in February 2026 (day 10 of 28)" in page
+    monkeypatch.setattr(context_processors.timezone, "localdate", lambda: date(2026, 3, 2))
+    page = text(exec_client.get(PAGE, {"period": "2026-02"}))
+    assert "Features shipped 2 first production deployment in February 2026 " in page and "so far" not in page
