@@ -109,7 +109,8 @@ def model_sla(period: Period, filters: KpiFilters) -> KpiValue:
     uncovered = [v for v in versions if v not in covered]
     if uncovered:
         names = ", ".join(str(v) for v in uncovered[:5]) + (" …" if len(uncovered) > 5 else "")
-        notes.append(f"{len(uncovered)} production version(s) have no SLA rule: {names}")
+        n = len(uncovered)
+        notes.append(f"{n} production version{' has' if n == 1 else 's have'} no SLA rule: {names}")
     periods = [period]
     for _ in range(SPARK_PERIODS - 1):
         periods.insert(0, periods[0].previous())

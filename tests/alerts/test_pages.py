@@ -187,7 +187,7 @@ def test_model_health_statuses_and_the_sla_kpi(catalog, role_client):
     period = Period("month", now.date().replace(day=1), (now.date().replace(day=1) + timedelta(days=32)).replace(day=1))
     kpi = model_sla(period, KpiFilters())
     assert (kpi.value, kpi.n) == (Decimal("0.0"), 1)
-    assert "1 production version(s) have no SLA rule: Other 1.0" in kpi.note
+    assert "1 production version has no SLA rule: Other 1.0" in kpi.note
     assert response.context["sla"].value == kpi.value  # the page shows the KPI function's figure
     RuleFactory(name="Other p95", model=v3.model, consecutive_breaches=1)
     assert model_sla(period, KpiFilters()).value == Decimal("50.0")  # Other now watched and healthy: 1 of 2
