@@ -560,6 +560,17 @@ class _Scratch:
         self.conns = []
 
 
+def drop_stale(import_id: int) -> None:
+    """Drop the work tables that killed imports left (the SQL path's), on a connection of its own."""
+    if connection.vendor != "postgresql":
+        return
+    scratch = _Scratch(import_id, 1)
+    try:
+        scratch.drop_stale()
+    finally:
+        scratch.close()
+
+
 def _scratch_owner(table: str) -> int | None:
     number = table[len(SCRATCH_PREFIX) :].split("_", 1)[0]
     return int(number) if number.isdigit() else None

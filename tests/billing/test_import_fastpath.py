@@ -1,7 +1,9 @@
-"""PostgreSQL's bulk path (COPY + SQL) and the row-by-row reader give the same rows, totals, findings and errors.
+"""PostgreSQL's bulk paths (Arrow + COPY, and COPY + SQL) and the row-by-row reader give the same rows, totals,
+findings and errors.
 
-Each file is imported twice into two sources: once as the importer chooses (the bulk path for FOCUS CSV on
-PostgreSQL), once with the bulk path switched off. Everything a user can see must be equal.
+Each file is imported twice into two sources: once as the importer chooses (Arrow for FOCUS CSV on PostgreSQL,
+then the SQL path for a file Arrow declines), once with both bulk paths switched off. Everything a user can
+see must be equal; each test also says which path should have taken its file.
 """
 
 import csv
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from apps.billing import fastpath
+from apps.billing import arrowpath, fastpath
 from apps.billing.models import BillingImport, BillingLineItem, BillingSource, CostRollup
 from apps.billing.services import billing_import_path
 
@@ -40,6 +42,20 @@ IMPORT_FIELDS = (
     "warnings",
 )
 DECLINED = "read row by row"
+
+
+def taken(caplog) -> str:
+    """Which path imported the last file: "arrow", "sql" or "reader"."""
+    messages = [r.getMessage() for r in caplog.records]
+    if any(DECLINED in m for m in messages):
+        return "reader"
+    return "arrow" if any("by COPY from Arrow" in m for m in messages) else "sql"
+
+
+@pytest.fixture
+def sql_only(monkeypatch):
+    """The SQL bulk path alone (Arrow switched off), for what only it does: parts checked at once."""
+    monkeypatch.setattr(arrowpath, "applies", lambda reader: False)
 
 
 def _line_items(billing_import: BillingImport) -> list[tuple]:
@@ -73,12 +89,13 @@ def _rollups(source: BillingSource) -> list[tuple]:
     )
 
 
-def _import_both(path: Path, monkeypatch, caplog) -> tuple[BillingImport, BillingImport, bool]:
-    """The file imported by the importer's choice and by the reader alone; and whether the bulk path kept it."""
-    caplog.set_level(logging.INFO, logger="apps.billing.importer")
+def _import_both(path: Path, monkeypatch, caplog) -> tuple[BillingImport, BillingImport, str]:
+    """The file imported by the importer's choice and by the reader alone; and which path took it."""
+    caplog.set_level(logging.INFO, logger="apps.billing")
+    caplog.clear()
     bulk_source = BillingSource.objects.create(name=f"bulk-{path.name}")
     bulk = billing_import_path(source=bulk_source, path=str(path))
-    kept = not any(DECLINED in r.getMessage() for r in caplog.records)
+    path_taken = taken(caplog)
     with monkeypatch.context() as patch:
         patch.setattr(fastpath, "applies", lambda reader: False)
         reader_source = BillingSource.objects.create(name=f"reader-{path.name}")
@@ -87,7 +104,7 @@ def _import_both(path: Path, monkeypatch, caplog) -> tuple[BillingImport, Billin
         assert getattr(bulk, field) == getattr(portable, field), field
     assert _line_items(bulk) == _line_items(portable)
     assert _rollups(bulk_source) == _rollups(reader_source)
-    return bulk, portable, kept
+    return bulk, portable, path_taken
 
 
 def scratch_tables() -> list[str]:
@@ -119,8 +136,8 @@ def _write(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 
 
 def test_the_sample_goes_in_by_copy_with_the_readers_rows_totals_and_findings(tmp_path, monkeypatch, caplog):
-    bulk, _, kept = _import_both(SAMPLE, monkeypatch, caplog)
-    assert kept, "the FOCUS sample should not need the row-by-row reader"
+    bulk, _, path = _import_both(SAMPLE, monkeypatch, caplog)
+    assert path == "arrow", "the FOCUS sample should need neither the SQL path nor the row-by-row reader"
     assert bulk.status == BillingImport.Status.SUCCEEDED and bulk.rows_imported == 1000
     assert {w["rule"] for w in bulk.warnings} >= {"null-literal", "datetime-format", "list-cost", "tag-key-whitespace"}
 
@@ -129,8 +146,8 @@ def test_gzip_with_a_bom_and_crlf_lines_is_read_alike(tmp_path, monkeypatch, cap
     text = SAMPLE.read_text(encoding="utf-8").replace("\n", "\r\n")
     path = tmp_path / "sample-bom.csv.gz"
     path.write_bytes(gzip.compress(b"\xef\xbb\xbf" + text.encode("utf-8")))
-    _, _, kept = _import_both(path, monkeypatch, caplog)
-    assert kept
+    _, _, taken_by = _import_both(path, monkeypatch, caplog)
+    assert taken_by == "arrow"
 
 
 def test_quirky_cells_are_normalised_and_reported_alike(tmp_path, monkeypatch, caplog):
@@ -156,8 +173,65 @@ def test_quirky_cells_are_normalised_and_reported_alike(tmp_path, monkeypatch, c
     rows[16][col["BillingPeriodEnd"]] = "2024-10-01"
     rows[17][col["ListCost"]] = " "  # whitespace for a null amount
     rows[18][col["ContractedCost"]] = "NULL"
-    _, _, kept = _import_both(_write(tmp_path / "quirks.csv", header, rows), monkeypatch, caplog)
-    assert kept
+    _, _, path = _import_both(_write(tmp_path / "quirks.csv", header, rows), monkeypatch, caplog)
+    assert path == "sql"  # exponents and other ISO 8601 forms: Arrow leaves them to the SQL path
+
+
+def test_quirks_arrow_reads_itself_are_normalised_and_reported_alike(tmp_path, monkeypatch, caplog):
+    """Every cell here has a form Arrow reads (no exponent, the two usual date/time forms): it keeps the file,
+    and its rows, findings and examples are the reader's."""
+    header, rows = _rows()
+    col = {name: i for i, name in enumerate(header)}
+    rows = [list(r) for r in rows[:80]]
+    rows[0][col["ChargeFrequency"]] = "usage-based"  # enumeration casing
+    rows[1][col["ChargeCategory"]] = "Something"  # outside the enumeration
+    rows[2][col["RegionName"]] = "Unassigned"  # placeholders
+    rows[3][col["SubAccountName"]] = "-2"
+    rows[4][col["ResourceName"]] = "   "  # whitespace for null, ASCII and not
+    rows[5][col["ResourceType"]] = "\u00a0\u2003"
+    rows[6][col["Tags"]] = '"team": "a", " env": "prod"'  # no braces, a key with spaces
+    rows[7][col["Tags"]] = '{"a": 1, "a": {"b": null}, "ü": "\\u00e9"}'  # duplicate key, nested, escapes
+    rows[8][col["BilledCost"]] = "+1.50"  # plain decimals in every form the reader takes
+    rows[9][col["EffectiveCost"]] = ".5"
+    rows[10][col["ListCost"]] = "5."
+    rows[11][col["ListCost"]] = "-2"
+    rows[12][col["ChargePeriodEnd"]] = "2024-09-18 21:00:00"  # before its start, without T and Z
+    rows[13][col["ChargeCategory"]] = "Credit"
+    rows[14][col["Id"]] = "NULL"
+    rows[15][col["ServiceCategory"]] = "storage"
+    rows[16][col["ServiceCategory"]] = "Compute"  # a second category for a service seen before
+    rows[17][col["ChargeCategory"]] = "Tax"
+    rows[18][col["ChargeDescription"]] = 'tab\there, back\\slash, "quotes" and\na line feed'  # COPY escapes
+    rows[19][col["AvailabilityZone"]] = 'zone "b" \\ east'  # JSON escapes in extra
+    rows[20][col["Id"]] = "naïve \u4e2d"
+    rows[21][col["ContractedCost"]] = "NULL"
+    rows[22][col["PricingQuantity"]] = ""
+    rows[23][col["BillingPeriodEnd"]] = "2024-09-15T00:00:00Z"  # a charge outside its billing period
+    rows[24][col["CommitmentDiscountStatus"]] = "used"
+    _, _, path = _import_both(_write(tmp_path / "quirks-arrow.csv", header, rows), monkeypatch, caplog)
+    assert path == "arrow"
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("BilledCost", "1.5E-7"),  # an exponent
+        ("ChargePeriodStart", "2024-09-18T22:00:00.250Z"),  # other ISO 8601 forms of UTC
+        ("ChargeCategory", "Us\u0430ge"),  # not ASCII: might fold to an allowed value
+    ],
+)
+def test_a_cell_arrow_leaves_to_the_sql_path_late_in_the_file_changes_nothing(
+    tmp_path, monkeypatch, caplog, column, value
+):
+    """Arrow has written thousands of rows by COPY when it meets the cell: they are rolled back with its
+    savepoint, and the SQL path imports the file as the reader does."""
+    header, rows = _rows()
+    rows = [list(r) for r in rows * 15]  # two blocks
+    rows[-2][header.index(column)] = value
+    bulk, _, path = _import_both(_write(tmp_path / "late-quirk.csv", header, rows), monkeypatch, caplog)
+    assert path == "sql"
+    assert bulk.status == BillingImport.Status.SUCCEEDED and bulk.rows_imported == 15_000
+    assert any("checked in SQL" in r.getMessage() for r in caplog.records)
 
 
 def test_columns_of_later_versions_and_custom_columns_are_read_alike(tmp_path, monkeypatch, caplog):
@@ -165,8 +239,8 @@ def test_columns_of_later_versions_and_custom_columns_are_read_alike(tmp_path, m
     header = [*header, "InvoiceId", "SkuPriceDetails", "x_Team", "Note"]
     extra = [["INV-1", '{"x_tier": "a"}', "ml", "first"], ["", "NULL", "", "-2"], ["INV-2", "[1]", "web", "Unassigned"]]
     rows = [[*r, *extra[n % 3]] for n, r in enumerate(rows[:90])]
-    bulk, _, kept = _import_both(_write(tmp_path / "focus-1.2.csv", header, rows), monkeypatch, caplog)
-    assert kept and bulk.focus_version == "1.2"
+    bulk, _, path = _import_both(_write(tmp_path / "focus-1.2.csv", header, rows), monkeypatch, caplog)
+    assert path == "sql" and bulk.focus_version == "1.2"  # SkuPriceDetails goes to extra as JSON: the SQL path
 
 
 @pytest.mark.parametrize(
@@ -229,17 +303,19 @@ def test_progress_is_reported_while_the_file_goes_in_by_copy(tmp_path):
     assert seen[-1][0] == 60_000
 
 
-@pytest.mark.parametrize("parts", [1, 3])  # 2, the default, in every other test here
+@pytest.mark.parametrize(("bulk_path", "parts"), [("arrow", None), ("sql", 1), ("sql", 3)])
 def test_findings_that_only_show_near_the_end_of_a_long_file_are_reported_alike(
-    tmp_path, monkeypatch, caplog, settings, parts
+    tmp_path, monkeypatch, caplog, settings, bulk_path, parts
 ):
-    settings.BILLING_IMPORT_PARTS = parts  # the file is checked in this many parts at once: the same result
+    if bulk_path == "sql":  # the file is checked in this many parts at once: the same result
+        monkeypatch.setattr(arrowpath, "applies", lambda reader: False)
+        settings.BILLING_IMPORT_PARTS = parts
     header, rows = _rows()
     rows = [list(r) for r in rows * 40]  # 40,000 rows: the examples are first looked for in the first rows
     rows[-1][header.index("RegionName")] = "Unassigned"
     rows[-3][header.index("RegionName")] = "Not Applicable"
-    bulk, _, kept = _import_both(_write(tmp_path / "late.csv", header, rows), monkeypatch, caplog)
-    assert kept
+    bulk, _, path = _import_both(_write(tmp_path / "late.csv", header, rows), monkeypatch, caplog)
+    assert path == bulk_path  # Arrow: in several blocks of the file, the first examples in the last one
     placeholder = next(w for w in bulk.warnings if w["rule"] == "placeholder")
     assert [e["row"] for e in placeholder["examples"]] == [39999, 40001]
 
@@ -250,8 +326,8 @@ def test_work_tables_are_dropped_after_an_import_and_a_declined_file(tmp_path, m
     assert scratch_tables() == []
     rows = [list(r) for r in rows]
     rows[5][header.index("BilledCost")] = "NaN"  # the reader judges it: the bulk path gives the file back
-    _, _, kept = _import_both(_write(tmp_path / "nan.csv", header, rows), monkeypatch, caplog)
-    assert not kept
+    _, _, path = _import_both(_write(tmp_path / "nan.csv", header, rows), monkeypatch, caplog)
+    assert path == "reader"
     assert scratch_tables() == []
 
 
@@ -280,16 +356,21 @@ def test_a_plain_file_is_cut_at_record_ends_only(tmp_path):
         assert [row for piece in pieces for row in csv.reader(io.StringIO(piece))] == whole
 
 
-def test_records_with_line_feeds_in_quoted_cells_are_read_alike_in_parts(tmp_path, monkeypatch, caplog, settings):
-    settings.BILLING_IMPORT_PARTS = 3
+@pytest.mark.parametrize("bulk_path", ["arrow", "sql"])
+def test_records_with_line_feeds_in_quoted_cells_are_read_alike_in_parts(
+    tmp_path, monkeypatch, caplog, settings, bulk_path
+):
+    if bulk_path == "sql":
+        monkeypatch.setattr(arrowpath, "applies", lambda reader: False)
+        settings.BILLING_IMPORT_PARTS = 3
     header, rows = _rows()
     rows = [list(r) for r in rows * 3]
     description = header.index("ChargeDescription")
     for n, row in enumerate(rows):
         if n % 2:
             row[description] = f'{row[description]}\nsecond line with "quotes", and a comma\n'
-    bulk, _, kept = _import_both(_write(tmp_path / "multiline.csv", header, rows), monkeypatch, caplog)
-    assert kept and bulk.rows_imported == 3000
+    bulk, _, path = _import_both(_write(tmp_path / "multiline.csv", header, rows), monkeypatch, caplog)
+    assert path == bulk_path and bulk.rows_imported == 3000
 
 
 @pytest.mark.parametrize("ending", ["\\.\n", "\\.\r\n", "\\."])
@@ -307,7 +388,7 @@ def test_a_line_holding_only_copys_end_of_data_marker_loses_no_rows(tmp_path, mo
         marked_path = tmp_path / f"marker-{where}.csv"
         marked_path.write_text(marked)
         caplog.clear()
-        bulk, _, kept = _import_both(marked_path, monkeypatch, caplog)
-        assert not kept
+        bulk, _, path = _import_both(marked_path, monkeypatch, caplog)
+        assert path == "reader"
         assert bulk.status == BillingImport.Status.FAILED
         assert f"row {where + 1}: has 1 fields" in bulk.error
