@@ -55,9 +55,9 @@ from .models import BillingLineItem
 logger = logging.getLogger(__name__)
 
 Declined = fastpath.Declined
-BLOCK_BYTES = 8 << 20  # bytes of the file Arrow parses at a time
-QUEUED_BLOCKS = 3  # checked blocks waiting for the COPY at most
-READ_AHEAD = 4  # blocks of text Arrow may read beyond the batches it has handed over
+BLOCK_BYTES = 4 << 20  # bytes of the file Arrow parses at a time
+QUEUED_BLOCKS = 2  # checked blocks waiting for the COPY at most
+READ_AHEAD = 2  # blocks of text Arrow may read beyond the batches it has handed over
 READ_SHARE = 0.9  # progress shown once the whole file is read and written
 KV_CACHE = 50_000  # key-value texts whose reading is kept; the cache starts over when full
 MAX_SERVICES = 100_000  # distinct service names followed for the service-category rule
@@ -66,6 +66,7 @@ _STRICT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]
 _SPACED = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 _STRING = pa.string()
+_TENTHS = pa.array([10.0**-places for places in range(64)])  # one unit in the last place, by decimal places
 # What reading the file may raise (a short record, bad UTF-8, a truncated gzip stream): the reader reports it.
 _UNREADABLE = (pa.ArrowException, OSError, EOFError, zlib.error)
 _PRINTABLE = bytes(range(0x20, 0x100))  # deleted from a text, what is left is control characters
@@ -424,6 +425,7 @@ class _Block:
         self.masks: dict[str, list] = defaultdict(list)  # rule -> the masks of its notes in this block
         self.nulls = pa.nulls(self.n, _STRING)
         self.extra_clean = True  # whether the extra JSON needs no escaping for COPY
+        self.ulps: dict[str, Any] = {}
 
     # -- notes ----------------------------------------------------------------------------------------
 
@@ -650,18 +652,18 @@ class _Block:
         offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset : lines.offset + self.n + 1]
         return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
-    def _json_text(self, values, col: _Column | None, what: str):
-        """JSON string literals of text values (null stays null)."""
+    def _json_value(self, values, col: _Column | None, what: str):
+        """Text values as the inside of JSON strings (null stays null)."""
         if col is None or _json_special(col.data):
             self.extra_clean = False  # the JSON holds backslashes: COPY's text format escapes them
             if col is None or col.data.translate(None, _PRINTABLE).strip(b"\t\n\r"):
                 self.bad(pc.match_substring_regex(values, _CONTROL), f"{what}: control characters")
             for old, new in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
                 values = pc.replace_substring(values, old, new)
-        return pc.binary_join_element_wise('"', values, '"', "")
+        return values
 
     def _members(self, fields: list[tuple[str, Any, _Column | None]]):
-        """'"name": "value",' for each field that is not null, joined: None where all are null."""
+        """',"name": "value"' for each field that is not null, joined: None where all are null in the block."""
         members = []
         for name, v, col in fields:
             if v.null_count == len(v):
@@ -669,7 +671,7 @@ class _Block:
             key = json.dumps(name)
             if "\\" in key:
                 self.extra_clean = False
-            member = pc.binary_join_element_wise(key + ": ", self._json_text(v, col, name), ",", "")
+            member = pc.binary_join_element_wise(f',{key}: "', self._json_value(v, col, name), '"', "")
             members.append(pc.fill_null(member, ""))
         if not members:
             return None
@@ -681,20 +683,22 @@ class _Block:
         body = self._members(fields)
         inner = self._members(extras) if extras else None
         if inner is not None:
-            nested = pc.binary_join_element_wise('"x": {', pc.utf8_slice_codeunits(inner, 0, -1), "},", "")
+            nested = pc.binary_join_element_wise(',"x": {', pc.utf8_slice_codeunits(inner, 1), "}", "")
             nested = pc.if_else(pc.equal(inner, ""), "", nested)
             body = nested if body is None else pc.binary_join_element_wise(body, nested, "")
         if body is None:
             return self.nulls
-        whole = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(body, 0, -1), "}", "")
+        whole = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(body, 1), "}", "")
         return pc.if_else(pc.equal(body, ""), self.nulls, whole)
 
     def _ulp(self, column: str):
         """One unit in the last written place, as a float (the cells are plain decimals here)."""
-        text = self.text[column]
-        dot = pc.find_substring(text, ".")
-        places = pc.if_else(pc.less(dot, 0), 0, pc.subtract(pc.subtract(pc.binary_length(text), dot), 1))
-        return pc.power(10.0, pc.negate(pc.cast(places, pa.float64())))
+        if column not in self.ulps:
+            text = self.text[column]
+            dot = pc.find_substring(text, ".")
+            places = pc.if_else(pc.less(dot, 0), 0, pc.subtract(pc.subtract(pc.binary_length(text), dot), 1))
+            self.ulps[column] = pc.take(_TENTHS, pc.min_element_wise(places, len(_TENTHS) - 1))
+        return self.ulps[column]
 
     def _exactly(self, mask, candidates, columns: list[str], test):
         """Decide the rows the floating-point comparison cannot, with the reader's own Decimal function."""

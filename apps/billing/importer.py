@@ -5,10 +5,11 @@ transaction, so a restated month re-delivered by the provider never double count
 interrupted import leaves the earlier data untouched. Rows stream from the reader straight into the
 database (PostgreSQL COPY in chunks; batched inserts elsewhere): memory does not grow with the file.
 
-On PostgreSQL a native FOCUS CSV file (plain or gzip) goes in by COPY and is read in SQL (``fastpath``),
-with the reader's rules; when that path meets a cell it does not read exactly as the reader does, or
-the file is invalid, it rolls back to a savepoint and the file is read row by row here, so both paths
-give the same rows, totals, findings and errors.
+On PostgreSQL a native FOCUS CSV file (plain or gzip) is read and checked by Arrow on whole columns and
+written by COPY (``arrowpath``); a file with cells Arrow leaves alone goes in by COPY and is read in SQL
+(``fastpath``), with the reader's rules. When a path meets a cell it does not read exactly as the reader
+does, or the file is invalid, it rolls back to a savepoint and the next one takes the file, down to the
+reader here, row by row: every path gives the same rows, totals, findings and errors.
 """
 
 import csv
