@@ -167,6 +167,25 @@ def test_non_numeric_cost_names_row_and_column(tmp_path, imported_sample):
     assert failed.errors[0]["row"] == 18 and failed.errors[0]["column"] == "BilledCost"
 
 
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("BilledCost", "123456789012345678901"),  # 21 digits before the point
+        ("ListCost", "-99999999999999999999.9999999999999999995"),  # rounds to 10^20 at 18 places
+    ],
+)
+def test_a_number_too_large_to_store_names_row_and_column(tmp_path, imported_sample, column, value):
+    """numeric(38, 18) keeps 20 digits before the point: a larger number is the file's error, reported as
+    such, not a database error that leaves the import to be retried."""
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    frame.loc[40, column] = value
+    path = tmp_path / "too-large.csv"
+    frame.to_csv(path, index=False)
+    message = _rejects(path, f"too-large.csv row 42, column {column}")
+    assert value in message and "at most 20 digits before the decimal point" in message
+    _assert_unchanged(imported_sample)
+
+
 def test_unparseable_date_names_row_and_column(tmp_path, imported_sample):
     frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
     frame.loc[3, "ChargePeriodStart"] = "31/09/2024"

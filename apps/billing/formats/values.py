@@ -5,7 +5,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 from .base import DATETIME_EXPECTED, DECIMAL_EXPECTED, CellError, show
@@ -28,6 +28,23 @@ _US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?: (\d{1,2}):(\d{2})(?::(\d{
 
 # Text made of these characters only is a plain decimal exactly when Decimal() accepts it.
 PLAIN_DECIMAL_CHARS = "0123456789.+-"
+
+
+# Line items keep amounts as numeric(38, 18): 20 digits before the point, 18 after (more are rounded).
+STORED_INTEGER_DIGITS = 20
+_STORED_PLACES = Decimal(1).scaleb(-18)
+_STORED_LIMIT = Decimal(10) ** STORED_INTEGER_DIGITS
+
+
+def storable(number: Decimal) -> bool:
+    """Whether the database keeps the number: below 10^20 once rounded to 18 decimal places."""
+    if not number.is_finite() or number.adjusted() < STORED_INTEGER_DIGITS - 1:
+        return True  # the usual case, decided by the exponent alone
+    if number.adjusted() >= STORED_INTEGER_DIGITS:
+        return False
+    # 20 digits before the point: 99999999999999999999.9999999999999999995 rounds up to 10^20.
+    rounded = number.quantize(_STORED_PLACES, rounding=ROUND_HALF_UP, context=Context(prec=40))
+    return rounded.copy_abs() < _STORED_LIMIT  # abs() would round to the default 28 digits
 
 
 def parse_decimal(value: object) -> Decimal:
@@ -323,9 +340,18 @@ class Cells:
                 raise CellError(column, None, "the value is empty", DECIMAL_EXPECTED)
             return None
         try:
-            return parse_decimal(value)
+            number = parse_decimal(value)
         except ValueError:
             raise CellError(column, value, f"{show(value)} is not a number", DECIMAL_EXPECTED) from None
+        if not storable(number):
+            raise CellError(
+                column,
+                value,
+                f"{show(value)} is too large: amounts and quantities are kept with at most "
+                f"{STORED_INTEGER_DIGITS} digits before the decimal point",
+                DECIMAL_EXPECTED,
+            )
+        return number
 
     def plain_decimal(self, text: str) -> Decimal | None:
         """The value of text written as a plain decimal (kept for the next time), else None."""
@@ -334,6 +360,8 @@ class Cells:
         try:
             number = Decimal(text)
         except InvalidOperation:
+            return None
+        if not storable(number):
             return None
         if len(self.decimals) >= self.CACHED:
             self.decimals.clear()
