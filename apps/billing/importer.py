@@ -241,6 +241,19 @@ def _portable_import(billing_import, reader, raw, size, report) -> tuple[Decimal
     return billed, effective, count
 
 
+def _periods_imported_before(billing_import: BillingImport, period_starts: list[datetime]) -> bool:
+    """Whether an earlier import of the source holds rows of these billing periods (line items only come in
+    by succeeded imports, which list their periods). A new month has none: deleting them would only walk
+    the rows just written."""
+    wanted = {start.date().isoformat() for start in period_starts}
+    listed = (
+        BillingImport.objects.filter(source_id=billing_import.source_id, status=BillingImport.Status.SUCCEEDED)
+        .exclude(pk=billing_import.pk)
+        .values_list("periods", flat=True)
+    )
+    return any(wanted.intersection(periods or ()) for periods in listed.iterator())
+
+
 def billing_import_run(
     *, billing_import: BillingImport, on_progress: Callable[[int, float | None], None] | None = None
 ) -> BillingImport:
@@ -287,13 +300,15 @@ def billing_import_run(
             steps["read and write" if fast is None else "read and write by COPY"] = time.monotonic() - clock
             clock = time.monotonic()
             period_starts = sorted(start for start, _ in periods)
-            replaced, _ = (
-                BillingLineItem.objects.filter(
-                    source_id=billing_import.source_id, billing_period_start__in=period_starts
+            replaced = 0
+            if _periods_imported_before(billing_import, period_starts):
+                replaced, _ = (
+                    BillingLineItem.objects.filter(
+                        source_id=billing_import.source_id, billing_period_start__in=period_starts
+                    )
+                    .exclude(billing_import_id=billing_import.pk)
+                    .delete()
                 )
-                .exclude(billing_import_id=billing_import.pk)
-                .delete()
-            )
             steps["replace"] = time.monotonic() - clock
             clock = time.monotonic()
             refresh_periods(source_id=billing_import.source_id, period_starts=period_starts)
