@@ -321,12 +321,7 @@ def run(
         raise Declined("no data rows")
     if len(state.currencies) > 1:
         raise Declined("more than one billing currency")
-    logger.info(
-        "billing import %s by COPY from Arrow: %s",
-        billing_import.pk,
-        f"read, checked and written {time.monotonic() - started:.2f}s (checking {checking:.2f}s, "
-        f"waiting for the database {writer.waited:.2f}s)",
-    )
+    streamed = time.monotonic() - started
     rule_rows = {rule: r.rows for rule, r in state.rules.items() if r.rows}
     column_counts: dict[str, dict[str, int]] = defaultdict(dict)
     for note in state.notes.values():
@@ -337,6 +332,12 @@ def run(
         warnings = fastpath._warnings(header, base_report, state.first, samples, rule_rows, column_counts)
     except CellError as exc:
         raise Declined(str(exc)) from None
+    logger.info(
+        "billing import %s by COPY from Arrow: %s",
+        billing_import.pk,
+        f"read, checked and written {streamed:.2f}s (checking {checking:.2f}s, "
+        f"waiting for the database {writer.waited:.2f}s)",
+    )
     return fastpath.FastResult(
         rows=state.rows,
         billed=state.billed,
@@ -426,6 +427,7 @@ class _Block:
         self.nulls = pa.nulls(self.n, _STRING)
         self.extra_clean = True  # whether the extra JSON needs no escaping for COPY
         self.ulps: dict[str, Any] = {}
+        self.places: dict[str, Any] = {}
 
     # -- notes ----------------------------------------------------------------------------------------
 
@@ -694,11 +696,18 @@ class _Block:
     def _ulp(self, column: str):
         """One unit in the last written place, as a float (the cells are plain decimals here)."""
         if column not in self.ulps:
+            self.ulps[column] = pc.take(_TENTHS, pc.min_element_wise(self._places(column), len(_TENTHS) - 1))
+        return self.ulps[column]
+
+    def _places(self, column: str):
+        """The decimal places each amount of a column is written with."""
+        if column not in self.places:
             text = self.text[column]
             dot = pc.find_substring(text, ".")
-            places = pc.if_else(pc.less(dot, 0), 0, pc.subtract(pc.subtract(pc.binary_length(text), dot), 1))
-            self.ulps[column] = pc.take(_TENTHS, pc.min_element_wise(places, len(_TENTHS) - 1))
-        return self.ulps[column]
+            self.places[column] = pc.if_else(
+                pc.less(dot, 0), 0, pc.subtract(pc.subtract(pc.binary_length(text), dot), 1)
+            )
+        return self.places[column]
 
     def _exactly(self, mask, candidates, columns: list[str], test):
         """Decide the rows the floating-point comparison cannot, with the reader's own Decimal function."""
@@ -711,6 +720,16 @@ class _Block:
         for at in positions:
             values[at] = test(*(Decimal(t[at].as_py()) for t in texts))
         return pa.array(values, pa.bool_())
+
+    def _differs(self, actual, expected, scale, present, columns: list[str], test):
+        """Rows where actual and expected differ by more than 0.000001 and more than half of ``scale`` (the
+        rounding the written digits allow), as the reader's ``test`` decides: floats first, Decimal where a
+        float is too close to call."""
+        gap = pc.abs(pc.subtract(actual, expected))
+        doubled = pc.multiply(gap, 2.0)
+        differs = pc.and_(pc.greater(gap, 1e-6), pc.greater(doubled, scale))
+        near = self._near(gap, doubled, scale, pc.add(pc.abs(actual), pc.abs(expected)))
+        return pc.and_(present, self._exactly(differs, pc.and_(present, near), columns, test))
 
     def _near(self, gap, doubled, scale, magnitude):
         """Where a float comparison of gap with 1e-6, or of doubled with scale, is too close to call."""
@@ -748,34 +767,27 @@ class _Block:
                 t, p, q = self.floats[total], self.floats[price], self.floats["PricingQuantity"]
                 present = pc.and_(pc.and_(pc.is_valid(t), pc.is_valid(p)), pc.and_(pc.is_valid(q), not_correction))
                 product = pc.multiply(p, q)
-                gap = pc.abs(pc.subtract(t, product))
                 scale = pc.add(
                     pc.add(
                         pc.multiply(pc.abs(p), self._ulp("PricingQuantity")), pc.multiply(pc.abs(q), self._ulp(price))
                     ),
                     self._ulp(total),
                 )
-                doubled = pc.multiply(gap, 2.0)
-                differs = pc.and_(pc.greater(gap, 1e-6), pc.greater(doubled, scale))
-                near = self._near(gap, doubled, scale, pc.add(pc.abs(t), pc.abs(product)))
-                differs = self._exactly(
-                    differs, pc.and_(present, near), [total, price, "PricingQuantity"], _product_differs
-                )
-                self.note(rule, total, pc.and_(present, differs))
+                differs = self._differs(t, product, scale, present, [total, price, "PricingQuantity"], _product_differs)
+                self.note(rule, total, differs)
         billed = self.floats["BilledCost"]
         is_credit = pc.fill_null(pc.equal(category, "Credit"), False)
         if _any(is_credit):
             for column in ("EffectiveCost", "ListCost", "ContractedCost"):
                 if column in self.text:
                     a = self.floats[column]
-                    present = pc.and_(is_credit, pc.is_valid(a))
-                    gap = pc.abs(pc.subtract(a, billed))
                     scale = pc.add(self._ulp(column), self._ulp("BilledCost"))
-                    doubled = pc.multiply(gap, 2.0)
-                    differs = pc.and_(pc.greater(gap, 1e-6), pc.greater(doubled, scale))
-                    near = self._near(gap, doubled, scale, pc.add(pc.abs(a), pc.abs(billed)))
-                    differs = self._exactly(differs, pc.and_(present, near), [column, "BilledCost"], _differs)
-                    self.note("credit-costs", column, pc.and_(present, differs))
+                    present = pc.and_(is_credit, pc.is_valid(a))
+                    self.note(
+                        "credit-costs",
+                        column,
+                        self._differs(a, billed, scale, present, [column, "BilledCost"], _differs),
+                    )
         has_quantity = pc.is_valid(quantity)
         has_unit = pc.is_valid(unit)
         self.note(
@@ -843,8 +855,8 @@ class _Block:
         state.currencies.update(currencies)
         if len(state.currencies) > 1:
             raise Declined("more than one billing currency")
-        state.billed += _sum(self.text["BilledCost"])
-        state.effective += _sum(self.text["EffectiveCost"])
+        state.billed += _sum(self.text["BilledCost"], self._places("BilledCost"))
+        state.effective += _sum(self.text["EffectiveCost"], self._places("EffectiveCost"))
         periods = pa.table({"s": self.times["BillingPeriodStart"], "e": self.times["BillingPeriodEnd"]})
         for pair in periods.group_by(["s", "e"]).aggregate([]).to_pylist():
             state.periods.add((pair["s"].replace(tzinfo=UTC), pair["e"].replace(tzinfo=UTC)))
@@ -857,10 +869,8 @@ def _escaped(values):
     return values
 
 
-def _sum(text) -> Decimal:
+def _sum(text, places) -> Decimal:
     """The exact sum of plain decimal texts: in Arrow's decimal type where it holds them, else by Decimal."""
-    dot = pc.find_substring(text, ".")
-    places = pc.if_else(pc.less(dot, 0), 0, pc.subtract(pc.subtract(pc.utf8_length(text), dot), 1))
     scale = int(pc.max(places).as_py() or 0)
     try:
         total = pc.sum(pc.cast(text, pa.decimal128(38, scale))).as_py()
