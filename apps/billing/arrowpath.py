@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from django.conf import settings
 from django.db import connection
 
 from . import fastpath
@@ -94,7 +95,13 @@ def applies(reader: BillingFileReader) -> bool:
     their own that are not text (they go to ``extra`` in the reader's own forms), and repeated names."""
     if not fastpath.applies(reader):
         return False
+    # The COPY holds the import's connection while progress is reported: a cache kept in the same database
+    # (DatabaseCache) would need that connection too.
+    if "DatabaseCache" in settings.CACHES.get("default", {}).get("BACKEND", ""):
+        return False
     header = list(reader.columns)
+    if any("\n" in column or "\r" in column for column in header):  # Arrow skips the header as one line
+        return False
     if len(set(header)) != len(header):
         return False
     from .importer import EXTRA_COLUMNS

@@ -403,3 +403,15 @@ def test_a_line_holding_only_copys_end_of_data_marker_loses_no_rows(tmp_path, mo
         assert path == "reader"
         assert bulk.status == BillingImport.Status.FAILED
         assert f"row {where + 1}: has 1 fields" in bulk.error
+
+
+def test_arrow_leaves_the_file_to_the_sql_path_when_the_cache_shares_the_database(settings):
+    """Its COPY holds the import's connection while progress goes to the cache: a cache in the same database
+    could not be written meanwhile."""
+    from apps.billing.formats import BillingFileReader
+
+    with open(SAMPLE, "rb") as raw:
+        reader = BillingFileReader(raw, fmt=None, filename=SAMPLE.name)
+        assert arrowpath.applies(reader) and fastpath.applies(reader)
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "t"}}
+        assert not arrowpath.applies(reader) and fastpath.applies(reader)
