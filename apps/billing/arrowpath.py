@@ -62,9 +62,6 @@ READ_AHEAD = 2  # blocks of text Arrow may read beyond the batches it has handed
 READ_SHARE = 0.9  # progress shown once the whole file is read and written
 KV_CACHE = 50_000  # key-value texts whose reading is kept; the cache starts over when full
 MAX_SERVICES = 100_000  # distinct service names followed for the service-category rule
-_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$"
-_STRICT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$"
-_SPACED = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 _STRING = pa.string()
 _TENTHS = pa.array([10.0**-places for places in range(64)])  # one unit in the last place, by decimal places
@@ -91,8 +88,9 @@ def _blank_pattern() -> str:
 
 
 def applies(reader: BillingFileReader) -> bool:
-    """The SQL path's files, less those with columns this path leaves to it: FOCUS fields without a column of
-    their own that are not text (they go to ``extra`` in the reader's own forms), and repeated names."""
+    """The SQL path's files, less those with columns this path leaves to it (FOCUS fields without a column of
+    their own that are not text: they go to ``extra`` in the reader's own forms), repeated names, header
+    names that span lines, and a cache kept in the database."""
     if not fastpath.applies(reader):
         return False
     # The COPY holds the import's connection while progress is reported: a cache kept in the same database
@@ -157,6 +155,8 @@ class _Counted:
         self.unpacked = 0  # bytes handed to Arrow
         self.batches = 0  # batches Arrow has handed over
         self.turn = threading.Condition()
+        self.reading = threading.Lock()
+        self.stopped = False
         self.closed = False
 
     def read(self, n: int = -1) -> bytes:
@@ -164,10 +164,25 @@ class _Counted:
         # here once it is READ_AHEAD blocks ahead. The wait is bounded, so a reader that needs more
         # text for one batch (a very long record) is never stuck.
         with self.turn:
-            self.turn.wait_for(lambda: self.unpacked < (self.batches + READ_AHEAD) * BLOCK_BYTES, timeout=5)
-        data = self.layer.read(n)
+            self.turn.wait_for(
+                lambda: self.stopped or self.unpacked < (self.batches + READ_AHEAD) * BLOCK_BYTES, timeout=5
+            )
+        with self.reading:
+            if self.stopped:  # the import has moved on: the file is another path's now
+                return b""
+            data = self.layer.read(n)
         self.unpacked += len(data)
         return data
+
+    def stop(self) -> None:
+        """No more reading by Arrow's threads (which may still be reading ahead), once any read under way ends:
+        when this path gives the file back, the next one reads it from the start on the same file object."""
+        with self.turn:
+            self.stopped = True
+            self.turn.notify_all()
+        with self.reading:
+            if self.layer is not self.raw:
+                self.layer.close()
 
     def handed(self, batches: int) -> None:
         with self.turn:
@@ -190,13 +205,9 @@ class _Counted:
     def close(self) -> None:
         self.closed = True
 
-    def close_layer(self) -> None:
-        if self.layer is not self.raw:
-            self.layer.close()
-
 
 class _CopyFeed:
-    """What the COPY reads: the blocks of CSV the reading thread has checked, in order."""
+    """What the COPY reads: the blocks of COPY text the reading thread has checked, in order."""
 
     def __init__(self) -> None:
         self.blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=QUEUED_BLOCKS)
@@ -212,8 +223,6 @@ class _CopyFeed:
             self.buffer = block
         data, self.buffer = self.buffer, b""
         return data
-
-    readline = read
 
 
 class _Writer(threading.Thread):
@@ -293,7 +302,7 @@ def run(
             ),
         )
     except _UNREADABLE as exc:  # the first block is read at once
-        source.close_layer()
+        source.stop()
         raise Declined(f"Arrow: {str(exc)[:200]}") from None
     table = BillingLineItem._meta.db_table
     # Text format: tab-separated, \N for null; date/times without a zone are UTC, as the reader reads them.
@@ -323,7 +332,7 @@ def run(
         writer.abandon(exc if isinstance(exc, Declined) else Declined("reading stopped"))
         raise
     finally:
-        source.close_layer()
+        source.stop()
     if not state.rows:
         raise Declined("no data rows")
     if len(state.currencies) > 1:
@@ -379,10 +388,6 @@ def _any(mask) -> bool:
 def _hits(mask):
     """The mask, or None when nothing is set (most checks find nothing: their work then stops)."""
     return mask if _any(mask) else None
-
-
-def _null(n: int):
-    return pa.nulls(n, _STRING)
 
 
 class _Column:

@@ -236,12 +236,23 @@ def test_a_cell_arrow_leaves_to_the_sql_path_late_in_the_file_changes_nothing(
     """Arrow has written thousands of rows by COPY when it meets the cell: they are rolled back with its
     savepoint, and the SQL path imports the file as the reader does."""
     header, rows = _rows()
-    rows = [list(r) for r in rows * 15]  # two blocks
+    rows = [list(r) for r in rows * 15]  # three blocks
     rows[-2][header.index(column)] = value
     bulk, _, path = _import_both(_write(tmp_path / "late-quirk.csv", header, rows), monkeypatch, caplog)
     assert path == "sql"
     assert bulk.status == BillingImport.Status.SUCCEEDED and bulk.rows_imported == 15_000
     assert any("checked in SQL" in r.getMessage() for r in caplog.records)
+
+
+def test_a_cell_arrow_leaves_in_its_first_block_gives_the_whole_file_to_the_sql_path(tmp_path, monkeypatch, caplog):
+    """Arrow's threads have read blocks ahead when it gives the file back: they stop reading it, and the SQL
+    path, reading the same open file from its start, gets every row."""
+    header, rows = _rows()
+    rows = [list(r) for r in rows * 25]  # five blocks
+    rows[3][header.index("BilledCost")] = "1.5E-7"
+    bulk, _, path = _import_both(_write(tmp_path / "early-quirk.csv", header, rows), monkeypatch, caplog)
+    assert path == "sql"
+    assert bulk.status == BillingImport.Status.SUCCEEDED and bulk.rows_imported == 25_000
 
 
 def test_columns_of_later_versions_and_custom_columns_are_read_alike(tmp_path, monkeypatch, caplog):
