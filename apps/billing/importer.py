@@ -311,7 +311,8 @@ def billing_import_run(
                 )
             steps["replace"] = time.monotonic() - clock
             clock = time.monotonic()
-            refresh_periods(source_id=billing_import.source_id, period_starts=period_starts)
+            # The periods now hold only the rows just written: nothing to reset before allocating.
+            refresh_periods(source_id=billing_import.source_id, period_starts=period_starts, fresh=True)
             steps["allocate and roll up"] = time.monotonic() - clock
             billing_import.format = reader.format
             billing_import.focus_version = reader.focus_version or ""

@@ -37,8 +37,8 @@ def rule_q(rule: AllocationRule) -> Q:
     raise ValueError(f"unknown match {rule.match!r}")
 
 
-def _allocate(items: QuerySet[BillingLineItem]) -> None:
-    # Only rows an earlier allocation touched need resetting: rewriting fresh rows would cost a full pass.
+def _reset(items: QuerySet[BillingLineItem]) -> None:
+    """Clear what an earlier allocation set, on the rows it touched."""
     items.filter(
         Q(service__isnull=False)
         | Q(environment__isnull=False)
@@ -46,6 +46,13 @@ def _allocate(items: QuerySet[BillingLineItem]) -> None:
         | Q(allocation_rule__isnull=False)
         | Q(is_shared=True)
     ).update(service=None, environment=None, location=None, allocation_rule=None, is_shared=False)
+
+
+def _allocate(items: QuerySet[BillingLineItem], *, fresh: bool = False) -> None:
+    # Only rows an earlier allocation touched need resetting: rewriting fresh rows would cost a full pass.
+    # Rows an import has just written (fresh) have none, and finding that out would cost a pass of its own.
+    if not fresh:
+        _reset(items)
     for rule in AllocationRule.objects.filter(enabled=True).order_by("order", "pk"):
         items.filter(allocation_rule__isnull=True).filter(rule_q(rule)).update(
             allocation_rule=rule,
@@ -105,9 +112,9 @@ def _split(amount: Decimal, weights: dict[int, Decimal]) -> dict[int, Decimal]:
     return parts
 
 
-def _rebuild(source_id: int, period_start: datetime) -> None:
+def _rebuild(source_id: int, period_start: datetime, *, fresh: bool = False) -> None:
     items = BillingLineItem.objects.filter(source_id=source_id, billing_period_start=period_start)
-    _allocate(items)
+    _allocate(items, fresh=fresh)
     groups = (
         items.annotate(day=TruncDate("charge_period_start"))
         .values(
@@ -172,11 +179,13 @@ def _rollup(source_id, period_day, g, service_id, billed, effective, is_shared) 
     )
 
 
-def refresh_periods(*, source_id: int, period_starts: list[datetime]) -> None:
-    """Re-allocate the line items of these billing periods and rebuild their rollups (caller's transaction)."""
+def refresh_periods(*, source_id: int, period_starts: list[datetime], fresh: bool = False) -> None:
+    """Re-allocate the line items of these billing periods and rebuild their rollups (caller's transaction).
+
+    ``fresh``: the periods hold only rows an import has just written, which no allocation has touched."""
     CostRollup.objects.filter(source_id=source_id, billing_period_start__in=[p.date() for p in period_starts]).delete()
     for period_start in period_starts:
-        _rebuild(source_id, period_start)
+        _rebuild(source_id, period_start, fresh=fresh)
 
 
 def refresh_all() -> int:
