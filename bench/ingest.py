@@ -4,10 +4,11 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/opsportal_bench python bench/ingest.py --rows 1000000
 
 Generates a FOCUS 1.0 CSV of N rows (the shared sample's rows, repeated with distinct resource ids),
-copies it with psql into a table of text columns, then imports it with `manage.py import_billing`
-(parse, validate, store, allocate, roll up) into the same database. Prints both times, rows per
-second, the import's peak memory, the seconds each step of the import took and, as the last line,
-the ratio import/copy.
+imports it with `manage.py import_billing` (parse, validate, store, allocate, roll up), then copies it
+with psql into a table of text columns in the same database. Prints both times, rows per
+second, the import's peak memory, the seconds each step of the import took, the CPU time of the import's
+process and how busy the machine's cores were meanwhile (the database's work included) and, as the last
+line, the ratio import/copy.
 """
 
 import argparse
@@ -63,6 +64,17 @@ def psql_copy(url: str, path: Path, columns: list[str]) -> float:
     return elapsed
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """Busy and total CPU ticks of the machine so far (Linux), or None."""
+    try:
+        with open("/proc/stat") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and waiting for I/O
+    return sum(ticks) - idle, sum(ticks)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -82,6 +94,8 @@ def main() -> None:
     print(f"generated {args.rows:,} rows, {path.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - started:.1f}s")
 
     source = f"bench-ingest-{args.rows}"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy_before = _cpu_ticks()
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "manage.py", "import_billing", str(path), "--source", source, "--no-progress"],
@@ -91,6 +105,9 @@ def main() -> None:
         text=True,
     )
     import_seconds = time.perf_counter() - started
+    busy_after = _cpu_ticks()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    import_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far: the import
     if result.returncode != 0:
         sys.exit(f"import failed:\n{result.stdout}\n{result.stderr}")
@@ -107,6 +124,12 @@ def main() -> None:
         folder.rmdir()
 
     print("load average (1, 5, 15 min): " + ", ".join(f"{load:.2f}" for load in os.getloadavg()))
+    # Where the cores went during the import: its own process, and the machine as a whole (the database too).
+    print(f"import process CPU: {import_cpu:.1f} s (of {import_seconds:.1f} s)")
+    if busy_before and busy_after:
+        (busy0, total0), (busy1, total1) = busy_before, busy_after
+        cores = os.cpu_count() or 1
+        print(f"cores busy during the import: {100 * (busy1 - busy0) / max(total1 - total0, 1):.0f} % of {cores}")
     print(f"psql \\copy:     {copy_seconds:8.1f} s  {args.rows / copy_seconds:12,.0f} rows/s")
     print(
         f"import_billing: {import_seconds:8.1f} s  {args.rows / import_seconds:12,.0f} rows/s  "
