@@ -21,6 +21,23 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=order)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, and before it is dropped, the sessions still connected to it ended:
+    the browser tests' live server threads and worker processes may keep one open, and PostgreSQL refuses
+    to drop a database in use (the test run then ends with a warning and leaves the database behind)."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 ROLE_USERNAMES = {Role.EXECUTIVE: "exec", Role.PRODUCT_MANAGER: "pmuser", Role.ADMIN: "adminuser"}
 
 
