@@ -37,7 +37,7 @@ import pyarrow.csv as pacsv
 from django.conf import settings
 from django.db import connection
 
-from . import fastpath
+from . import fastpath, partitions
 from .formats import FOCUS_COLUMNS, BillingFileReader
 from .formats.base import (
     DATETIME_COLUMNS,
@@ -51,7 +51,6 @@ from .formats.conformance import ConformanceReport, _differs, _product_differs
 from .formats.focus import FocusMapper
 from .formats.sources import GZIP_MAGIC
 from .formats.values import Cells, Columns
-from .models import BillingLineItem
 
 logger = logging.getLogger(__name__)
 
@@ -304,11 +303,13 @@ def run(
     except _UNREADABLE as exc:  # the first block is read at once
         source.stop()
         raise Declined(f"Arrow: {str(exc)[:200]}") from None
-    table = BillingLineItem._meta.db_table
     # Text format: tab-separated, \N for null; date/times without a zone are UTC, as the reader reads them.
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL TIME ZONE 'UTC'")
-    writer = _Writer(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN")
+    # FREEZE: the rows go in as the import's own table's first ones (made in this savepoint), already marked
+    # visible to everyone once the import commits: nothing has to visit them again to set hint bits.
+    table = partitions.create(billing_import.pk)
+    writer = _Writer(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN WITH (FREEZE)")
     cells = Cells(Columns(header), ConformanceReport(), placeholders=FocusMapper.placeholders, focus_rules=True)
     size = billing_import.size
     checking = 0.0
@@ -645,10 +646,12 @@ class _Block:
             for name in EXTRA_COLUMNS
             if pascal[name] in self.values
         ]
+        rows = np.arange(self.offset + 2, self.offset + 2 + self.n, dtype=np.int64)
         out = [
+            pc.cast(pa.array(rows + partitions.line_item_id(self.import_id, 0)), _STRING),
             pa.repeat(str(self.source_id), self.n),
             pa.repeat(str(self.import_id), self.n),
-            pc.cast(pa.array(np.arange(self.offset + 2, self.offset + 2 + self.n, dtype=np.int64)), _STRING),
+            pc.cast(pa.array(rows), _STRING),
         ]
         for name in LINE_COLUMNS:
             column = pascal[name]

@@ -36,6 +36,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from psycopg2.extras import execute_values
 
+from . import partitions
 from .formats import FOCUS_COLUMNS, BillingFileReader
 from .formats.base import (
     DATETIME_COLUMNS,
@@ -49,7 +50,6 @@ from .formats.conformance import RULES, ConformanceChecker, ConformanceReport, E
 from .formats.focus import FocusMapper
 from .formats.sources import GZIP_MAGIC, CsvSource
 from .formats.values import Cells, Columns, show
-from .models import BillingLineItem
 
 logger = logging.getLogger(__name__)
 
@@ -857,11 +857,12 @@ def _run(billing_import, header, base_report, raw, progress, scratch: _Scratch) 
         # The line items, in one statement of the import's transaction, while the parts are counted: a file
         # the counts send back to the reader is rolled back with the import's savepoint.
         typed_all = "(" + " UNION ALL ".join(f"SELECT * FROM {part.typed}" for part in parts) + ")"
-        table = BillingLineItem._meta.db_table
+        table = partitions.create(billing_import.pk)
         from .importer import COLUMNS, LINE_COLUMNS
 
         pascal = {name: column for column, name in FOCUS_COLUMNS.items()}
-        values = [str(billing_import.source_id), str(billing_import.pk), "x.rn + 1"]
+        first_id = partitions.line_item_id(billing_import.pk, 0)
+        values = [f"{first_id} + x.rn + 1", str(billing_import.source_id), str(billing_import.pk), "x.rn + 1"]
         values += [plan.v(pascal[name]) for name in LINE_COLUMNS]
         values += ["x.extra", "false"]
 

@@ -28,7 +28,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import fastpath
+from . import fastpath, partitions
 from .formats import BillingFileError, BillingFileReader, NormalizedRow
 from .models import BillingImport, BillingLineItem, BillingSource
 from .rollups import refresh_periods
@@ -96,6 +96,8 @@ class _Writer:
     def __init__(self, billing_import: BillingImport) -> None:
         self.source_id = billing_import.source_id
         self.import_id = billing_import.pk
+        self.first_id = partitions.line_item_id(billing_import.pk, 0)
+        self.table = partitions.create(billing_import.pk)
         self.pending: list[NormalizedRow] = []
 
     def add(self, row: NormalizedRow) -> None:
@@ -107,11 +109,11 @@ class _Writer:
         raise NotImplementedError
 
 
-COLUMNS = ["source_id", "billing_import_id", "row_number", *LINE_COLUMNS, "extra", "is_shared"]
+COLUMNS = ["id", "source_id", "billing_import_id", "row_number", *LINE_COLUMNS, "extra", "is_shared"]
 
 
 def _db_values(writer: "_Writer", row: NormalizedRow) -> list[Any]:
-    values: list[Any] = [writer.source_id, writer.import_id, row.row]
+    values: list[Any] = [writer.first_id + row.row, writer.source_id, writer.import_id, row.row]
     for name in LINE_COLUMNS:
         value = getattr(row, name)
         if value is None:
@@ -140,9 +142,8 @@ class _CopyWriter(_Writer):
             # None -> an unquoted empty field, which COPY reads as NULL.
             out.writerow(["" if v is None else "f" if v is False else v for v in _db_values(self, row)])
         buffer.seek(0)
-        table = BillingLineItem._meta.db_table
         with connection.cursor() as cursor:
-            cursor.cursor.copy_expert(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buffer)
+            cursor.cursor.copy_expert(f"COPY {self.table} ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buffer)
         self.pending.clear()
 
 
@@ -152,9 +153,8 @@ class _InsertWriter(_Writer):
     def flush(self) -> None:
         if not self.pending:
             return
-        table = BillingLineItem._meta.db_table
         placeholders = ", ".join(["%s"] * len(COLUMNS))
-        sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+        sql = f"INSERT INTO {self.table} ({', '.join(COLUMNS)}) VALUES ({placeholders})"
         adapt = connection.ops.adapt_datetimefield_value  # the backend's own storage form for datetimes
         rows = [[adapt(v) if isinstance(v, datetime) else v for v in _db_values(self, row)] for row in self.pending]
         with connection.cursor() as cursor:
@@ -299,6 +299,9 @@ def billing_import_run(
                 periods, currency, rows_read, warnings = fast.periods, fast.currency, fast.rows, fast.warnings
             steps["read and write" if fast is None else "read and write by COPY"] = time.monotonic() - clock
             clock = time.monotonic()
+            partitions.attach(billing_import.pk)
+            steps["index"] = time.monotonic() - clock
+            clock = time.monotonic()
             period_starts = sorted(start for start, _ in periods)
             replaced = 0
             if _periods_imported_before(billing_import, period_starts):
@@ -332,6 +335,11 @@ def billing_import_run(
             billing_import.save()
             clock = time.monotonic()
         steps["commit"] = time.monotonic() - clock
+        if replaced:  # earlier imports may have no rows left
+            try:
+                partitions.drop_empty()
+            except DatabaseError as exc:  # the import stands; the next one tries again
+                logger.warning("billing import %s: empty partitions not dropped (%s)", billing_import.pk, exc)
     except BillingFileError as exc:
         billing_import.status = BillingImport.Status.FAILED
         billing_import.error = str(exc)

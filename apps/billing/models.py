@@ -251,6 +251,13 @@ class BillingLineItem(models.Model):
     def __str__(self) -> str:
         return f"{self.source_id}:{self.row_number} {self.billed_cost}"
 
+    @classmethod
+    def before_bulk_load(cls, rows: list["BillingLineItem"], using: str) -> None:
+        """Rows about to be written in bulk (a restored backup): on PostgreSQL their imports' partitions."""
+        from .partitions import ensure_attached
+
+        ensure_attached({row.billing_import_id for row in rows}, using=using)
+
 
 class CostRollup(models.Model):
     """Daily cost per service x environment x provider x sub-account x region x location x charge category.

@@ -376,6 +376,8 @@ def restore(
 
         def flush():
             if batch:
+                if prepare := getattr(current, "before_bulk_load", None):  # e.g. partitions the rows go into
+                    prepare(batch, using)
                 current._base_manager.using(using).bulk_create(batch, batch_size=BATCH)
                 batch.clear()
 

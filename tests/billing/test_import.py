@@ -256,3 +256,13 @@ def test_deleting_an_import_or_its_source_removes_its_line_items():
     assert BillingLineItem.objects.filter(source=source).count() == 1000
     source.delete()
     assert not BillingLineItem.objects.exists() and not CostRollup.objects.exists()
+
+
+def test_a_line_items_id_names_its_import_and_row():
+    _import(SAMPLE, "ids")
+    _import(SAMPLE, "ids")
+    first, second = BillingImport.objects.filter(source__name="ids").order_by("pk")
+    ids = list(BillingLineItem.objects.filter(source__name="ids").values_list("id", "billing_import_id", "row_number"))
+    assert len(ids) == 1000 and {imp for _, imp, _ in ids} == {second.pk} != {first.pk}
+    assert all(pk == imp * 2**32 + row for pk, imp, row in ids)
+    assert sorted(row for _, _, row in ids) == list(range(2, 1002))

@@ -8,12 +8,14 @@ token (so passwords' and tokens' hashes came across too). Truncated and corrupt 
 nothing written, and so is a restore into a database that already holds data.
 """
 
+import contextlib
 import gzip
 import io
 import json
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -272,6 +274,51 @@ def test_a_backup_restored_into_an_empty_database_gives_the_same_kpis(portal, ex
         env=env,
     )
     assert created.returncode == 0, created.stderr
+
+
+LINE_ITEMS_SCRIPT = """
+import django
+django.setup()
+from django.db import connection
+from django.db.models import Count, Sum
+from apps.billing.models import BillingLineItem
+totals = BillingLineItem.objects.aggregate(n=Count("id"), billed=Sum("billed_cost"), effective=Sum("effective_cost"))
+ids = sorted(BillingLineItem.objects.values_list("id", flat=True))
+partitions = 0
+if connection.vendor == "postgresql":
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'billing_billinglineitem'::regclass")
+        partitions = cursor.fetchone()[0]
+print(totals["n"], totals["billed"], totals["effective"], hash(tuple(ids)), partitions)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_imported_line_items_survive_a_backup_and_restore(users, empty_database, tmp_path):
+    from apps.billing.models import BillingSource
+    from apps.billing.services import billing_import_path
+
+    sample = Path(__file__).resolve().parents[3] / "shared" / "data" / "focus-1.0_sample_1000.csv"
+    for name in ("one", "two"):
+        imported = billing_import_path(source=BillingSource.objects.create(name=name), path=str(sample))
+        assert imported.rows_imported == 1000
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(LINE_ITEMS_SCRIPT, {})  # what the same script prints in the restored database's process
+    here = printed.getvalue()
+    count, *_, partitions = here.split()
+    assert int(count) == 2000 and int(partitions) == (2 if connection.vendor == "postgresql" else 0)
+
+    dump = tmp_path / "portal.jsonl.gz"
+    call_command("backup_portal", str(dump), stdout=io.StringIO())
+    env = child_env(DATABASE_URL=empty_database)
+    migrated = run_manage("migrate", "--noinput", "-v0", env=env, timeout=600)
+    assert migrated.returncode == 0, migrated.stderr
+    restored = run_manage("restore_portal", str(dump), env=env, timeout=600)
+    assert restored.returncode == 0, restored.stderr
+    there = run_python(LINE_ITEMS_SCRIPT, env=env)
+    assert there.returncode == 0, there.stderr
+    assert there.stdout == here  # the same rows, ids, money and (on PostgreSQL) partitions
 
 
 def test_a_dump_from_another_migration_state_is_refused(users, tmp_path):
