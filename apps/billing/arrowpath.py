@@ -55,7 +55,7 @@ from .formats.values import Cells, Columns
 logger = logging.getLogger(__name__)
 
 Declined = fastpath.Declined
-BLOCK_BYTES = 4 << 20  # bytes of the file Arrow parses at a time
+BLOCK_BYTES = 6 << 20  # bytes of the file Arrow parses at a time
 QUEUED_BLOCKS = 2  # checked blocks waiting for the COPY at most
 READ_AHEAD = 2  # blocks of text Arrow may read beyond the batches it has handed over
 READ_SHARE = 0.9  # progress shown once the whole file is read and written
@@ -447,7 +447,8 @@ class _Block:
     def note(self, rule: str, column: str, mask, counts=None) -> None:
         if mask is None:
             return
-        mask = pc.fill_null(mask, False)
+        if mask.null_count:
+            mask = pc.fill_null(mask, False)
         found = int(pc.sum(counts if counts is not None else mask).as_py() or 0)
         if not found:
             return
@@ -501,7 +502,8 @@ class _Block:
     def _kind(self, column: str, col: _Column, *, placeholders: bool):
         """Cells that hold no value (None: all do); notes the nulls written as NULL, empty or placeholder."""
         c = col.array
-        null = _hits(pc.equal(c, "NULL"))
+        # A cell can only equal a text that occurs in the column's bytes (most columns hold none of them).
+        null = _hits(pc.equal(c, "NULL")) if b"NULL" in col.data else None
         empty = self._or(col.empty(), self._blank(col))
         self.note("null-literal", column, null)
         self.note("empty-string", column, empty)
@@ -509,7 +511,8 @@ class _Block:
         if placeholders:
             found = None
             for text in sorted(FocusMapper.placeholders):
-                found = self._or(found, _hits(pc.equal(c, text)))
+                if text.encode() in col.data:
+                    found = self._or(found, _hits(pc.equal(c, text)))
             if found is not None:
                 self.note("placeholder", column, found)
                 special = self._or(special, found)
@@ -562,19 +565,25 @@ class _Block:
 
     def _datetime(self, column: str, col: _Column):
         c = col.array
-        # The two usual forms: 2024-09-01T00:00:00Z and 2024-09-01 00:00:00 (UTC, with a note).
-        length = pc.binary_length(c)
-        middle = pc.utf8_slice_codeunits(c, 10, 11)
-        strict = pc.and_(pc.and_(pc.equal(length, 20), pc.ends_with(c, "Z")), pc.equal(middle, "T"))
-        spaced = pc.and_(pc.equal(length, 19), pc.equal(middle, " "))
-        self.bad(pc.invert(pc.or_(strict, spaced)), f"{column}: a date/time in another form")
+        # The two usual forms: 2024-09-01T00:00:00Z and 2024-09-01 00:00:00 (UTC, with a note), told apart
+        # by their bytes; any other byte where digits belong makes the cast below fail.
+        lengths, starts = col.lengths, col.starts
+        raw = np.frombuffer(col.data, dtype=np.uint8)
+        if not len(raw) or not ((lengths == 19) | (lengths == 20)).all():
+            raise Declined(f"{column}: a date/time in another form")
+        last = len(raw) - 1
+        middle = raw[np.minimum(starts + 10, last)]
+        strict = (lengths == 20) & (middle == ord("T")) & (raw[np.minimum(starts + 19, last)] == ord("Z"))
+        spaced = (lengths == 19) & (middle == ord(" "))
+        if not (strict | spaced).all():
+            raise Declined(f"{column}: a date/time in another form")
         if b"0000-" in col.data:
             self.bad(pc.starts_with(c, "0000"), f"{column}: year 0")
         try:  # a date that does not exist (2023-02-29) or digits out of range fail the cast
-            stamps = pc.cast(pc.utf8_slice_codeunits(c, 0, 19), pa.timestamp("s"))
+            stamps = pc.cast(c if spaced.all() else pc.utf8_slice_codeunits(c, 0, 19), pa.timestamp("s"))
         except pa.ArrowInvalid:
             raise Declined(f"{column}: a date/time that does not exist") from None
-        self.note("datetime-format", column, None if _all(strict) else pc.invert(strict))
+        self.note("datetime-format", column, None if strict.all() else pa.array(~strict))
         self.times[column] = stamps
         self.clean.add(column)
         return c  # COPY reads both forms, as UTC (the connection's time zone)
