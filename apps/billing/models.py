@@ -5,6 +5,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models.fields.json import JSONExact
 
 from apps.catalog.models import Environment, Location, Service
 from apps.core.models import TimeStampedModel
@@ -14,6 +15,30 @@ from .formats import FORMATS
 MONEY = {"max_digits": 38, "decimal_places": 18}  # every digit a provider sends (KPIS.md: numeric(38,18))
 QUANTITY = {"max_digits": 38, "decimal_places": 18, "null": True, "blank": True}
 UNCHECKED_KEY = {"db_index": False, "db_constraint": False}  # see BillingLineItem
+
+
+class WholeJSONField(models.JSONField):
+    """JSON only ever read whole, never looked into by key: PostgreSQL's ``json`` (the text, checked) rather
+    than ``jsonb``, whose binary form costs more to build than the rest of a bulk-written row's values.
+    Filtering by the whole value (``extra=None``, ``extra={...}``) and ``isnull`` work everywhere; lookups
+    into keys are not for this field."""
+
+    def db_type(self, connection):
+        return "json" if connection.vendor == "postgresql" else super().db_type(connection)
+
+    def from_db_value(self, value, expression, connection):
+        if value is not None and not isinstance(value, str):  # psycopg2 reads json columns itself
+            return value
+        return super().from_db_value(value, expression, connection)
+
+
+@WholeJSONField.register_lookup
+class _WholeExact(JSONExact):
+    """json has no equality operator: the value is compared as jsonb."""
+
+    def process_lhs(self, compiler, connection):
+        sql, params = super().process_lhs(compiler, connection)
+        return (f"({sql})::jsonb" if connection.vendor == "postgresql" else sql), params
 
 
 class BillingSource(TimeStampedModel):
@@ -221,7 +246,7 @@ class BillingLineItem(models.Model):
     resource_type = models.CharField(max_length=200, null=True, blank=True)
     sku_id = models.CharField(max_length=200, null=True, blank=True)
     tags = models.JSONField(null=True, blank=True)
-    extra = models.JSONField(null=True, blank=True, help_text="Other non-null FOCUS and provider columns.")
+    extra = WholeJSONField(null=True, blank=True, help_text="Other non-null FOCUS and provider columns.")
     # Allocation, refreshed by each import and whenever the rules change.
     service = models.ForeignKey(
         Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", **UNCHECKED_KEY

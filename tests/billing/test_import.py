@@ -266,3 +266,17 @@ def test_a_line_items_id_names_its_import_and_row():
     assert len(ids) == 1000 and {imp for _, imp, _ in ids} == {second.pk} != {first.pk}
     assert all(pk == imp * 2**32 + row for pk, imp, row in ids)
     assert sorted(row for _, _, row in ids) == list(range(2, 1002))
+
+
+def test_the_extra_columns_are_kept_whole_and_can_be_filtered_by_value():
+    _import(SAMPLE, "extra")
+    items = BillingLineItem.objects.filter(source__name="extra")
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    first = items.order_by("row_number").first()
+    # FOCUS columns without a column of their own are in extra, as the file has them.
+    assert isinstance(first.extra, dict)
+    assert first.extra["sku_price_id"] == frame.loc[0, "SkuPriceId"]
+    same = list(items.filter(extra=first.extra))
+    assert first in same and all(item.extra == first.extra for item in same)
+    assert len(same) == sum(1 for item in items if item.extra == first.extra)
+    assert items.exclude(extra=None).count() + items.filter(extra__isnull=True).count() == 1000
