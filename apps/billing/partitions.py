@@ -147,8 +147,8 @@ def drop_empty(lock_timeout: str = "2s") -> list[int]:
                     cursor.execute(f"DROP TABLE {table}")
                 finally:
                     cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
-        except DatabaseError as exc:
-            logger.info("line-item partition %s stays for now: %s", table, str(exc).strip()[:200])
-            continue
+        except DatabaseError as exc:  # the line items are busy (another import): the next import tries again
+            logger.info("line-item partitions stay for now (%s): %s", table, str(exc).strip()[:200])
+            break
         dropped.append(int(table.rsplit("_i", 1)[1]))
     return dropped

@@ -173,3 +173,39 @@ def test_the_migration_moves_stored_line_items_into_their_imports_partitions():
     # Imports go on as before in the migrated table.
     third = billing_import_path(source=source, path=str(SAMPLE))
     assert _partitions() == {partitions.name(third.pk): 1000}
+
+
+def test_imports_of_two_sources_at_once_both_attach_their_partitions(tmp_path):
+    """Attaching takes a lock that two imports cannot hold at once: the second waits for the first to commit,
+    and neither fails."""
+    import threading
+
+    from django.db import connections
+
+    big = tmp_path / "big.csv"
+    text = SAMPLE.read_text().splitlines()
+    big.write_text("\n".join([text[0], *(text[1:] * 20)]) + "\n")  # 20,000 rows: long enough to overlap
+    sources = [BillingSource.objects.create(name=f"at-once-{n}") for n in range(2)]
+    results, errors = {}, []
+    start = threading.Barrier(2)
+
+    def run(source):
+        try:
+            start.wait()
+            results[source.pk] = billing_import_path(source=source, path=str(big))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(source,)) for source in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    imports = [results[source.pk] for source in sources]
+    assert [i.status for i in imports] == [BillingImport.Status.SUCCEEDED] * 2
+    assert _partitions() == {partitions.name(i.pk): 20_000 for i in imports}
+    for source in sources:
+        assert BillingLineItem.objects.filter(source=source).count() == 20_000
