@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db import connection, models, transaction
+from django.db.models import Case, Count, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Cast, Coalesce, TruncDate
 
 from apps.catalog.models import Environment, Location, Service
 
@@ -48,24 +48,42 @@ def _reset(items: QuerySet[BillingLineItem]) -> None:
     ).update(service=None, environment=None, location=None, allocation_rule=None, is_shared=False)
 
 
+def _env_tag_q(env: Environment) -> Q:
+    by_tag = Q()
+    for tag in ENV_TAGS:
+        by_tag |= Q(**{f"tags__{tag}": env.slug}) | Q(**{f"tags__{tag}": env.name})
+    return by_tag
+
+
+def _first(cases: list[tuple[Q, object]], output_field) -> Cast:
+    """The value of the first condition a row meets (null if none): a rule's, in the rules' order. Cast, so
+    that a CASE of nulls only still has the column's type (PostgreSQL would take it for text)."""
+    case = Case(*(When(q, then=Value(value)) for q, value in cases), default=Value(None), output_field=output_field)
+    return Cast(case, output_field)
+
+
 def _allocate(items: QuerySet[BillingLineItem], *, fresh: bool = False) -> None:
     # Only rows an earlier allocation touched need resetting: rewriting fresh rows would cost a full pass.
     # Rows an import has just written (fresh) have none, and finding that out would cost a pass of its own.
     if not fresh:
         _reset(items)
-    for rule in AllocationRule.objects.filter(enabled=True).order_by("order", "pk"):
-        items.filter(allocation_rule__isnull=True).filter(rule_q(rule)).update(
-            allocation_rule=rule,
-            service=None if rule.shared else rule.service_id,
-            environment=rule.environment_id,
-            location=rule.location_id,
-            is_shared=rule.shared,
+    # Rules (in order, the first match wins) and environment tags (where the rule names no environment) in
+    # one UPDATE: a single pass over the rows, each claimed row written once (a pass per rule and per
+    # environment took 18 s for a million rows with five rules and three environments).
+    rules = [(rule_q(rule), rule) for rule in AllocationRule.objects.filter(enabled=True).order_by("order", "pk")]
+    envs = [(_env_tag_q(env), env.pk) for env in Environment.objects.all()]
+    claimed = Q()
+    for q, _ in [*rules, *envs]:
+        claimed |= q
+    if rules or envs:
+        key = models.BigIntegerField()
+        items.filter(claimed).update(
+            allocation_rule=_first([(q, rule.pk) for q, rule in rules], key),
+            service=_first([(q, None if rule.shared else rule.service_id) for q, rule in rules], key),
+            environment=Coalesce(_first([(q, rule.environment_id) for q, rule in rules], key), _first(envs, key)),
+            location=_first([(q, rule.location_id) for q, rule in rules], key),
+            is_shared=Coalesce(_first([(q, rule.shared) for q, rule in rules], models.BooleanField()), Value(False)),
         )
-    for env in Environment.objects.all():
-        by_tag = Q()
-        for tag in ENV_TAGS:
-            by_tag |= Q(**{f"tags__{tag}": env.slug}) | Q(**{f"tags__{tag}": env.name})
-        items.filter(environment__isnull=True).filter(by_tag).update(environment=env)
     if not Location.objects.exists():
         return
     for tag in LOCATION_TAGS:
