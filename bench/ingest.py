@@ -8,7 +8,8 @@ imports it with `manage.py import_billing` (parse, validate, store, allocate, ro
 with psql into a table of text columns in the same database. Prints both times, rows per
 second, the import's peak memory, the seconds each step of the import took, the CPU time of the import's
 process and how busy the machine's cores were meanwhile (the database's work included) and, as the last
-line, the ratio import/copy.
+line, the ratio import/copy. With ``--rules N`` the import also allocates, as in a configured portal: N tag
+rules and two environments named by the rows' tags.
 """
 
 import argparse
@@ -23,6 +24,30 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "focus-1.0_sample_1000.csv"
+
+
+RULES_SCRIPT = """
+import collections, csv, json, sys
+import django
+django.setup()
+from apps.billing.models import AllocationRule
+from apps.catalog.models import Environment, Service, Team
+count, sample = int(sys.argv[1]), sys.argv[2]
+with open(sample, newline="") as fh:
+    tags = [json.loads(row["Tags"]) for row in csv.DictReader(fh) if row["Tags"] not in ("", "NULL")]
+counts = collections.Counter(t["application"] for t in tags if "application" in t)
+apps = [name for name, _ in counts.most_common(count)]
+team, _ = Team.objects.get_or_create(slug="bench", defaults={"name": "Bench", "hourly_rate": 100})
+for slug, name, kind in (("dev", "Development", "dev"), ("prod", "Production", "prod")):
+    Environment.objects.get_or_create(slug=slug, defaults={"name": name, "kind": kind})
+for order, app in enumerate(apps):
+    service, _ = Service.objects.get_or_create(slug=f"bench-{order}", defaults={"name": app, "team": team})
+    AllocationRule.objects.update_or_create(
+        name=f"bench {app}",
+        defaults={"order": order, "match": "tag", "tag_key": "application", "value": app, "service": service},
+    )
+print(f"allocation: {len(apps)} tag rules, environments dev and prod (from the env tags)")
+"""
 
 
 def generate(path: Path, rows: int) -> None:
@@ -79,6 +104,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    parser.add_argument(
+        "--rules",
+        type=int,
+        default=0,
+        metavar="N",
+        help="allocate as a configured portal does: N tag rules on the sample's most common applications, and "
+        "the dev and prod environments its tags name",
+    )
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
@@ -92,6 +125,18 @@ def main() -> None:
     started = time.perf_counter()
     generate(path, args.rows)
     print(f"generated {args.rows:,} rows, {path.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - started:.1f}s")
+
+    if args.rules:
+        done = subprocess.run(
+            [sys.executable, "-c", RULES_SCRIPT, str(args.rules), str(SAMPLE)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            sys.exit(f"could not create the allocation rules:\n{done.stderr}")
+        print(done.stdout.strip())
 
     source = f"bench-ingest-{args.rows}"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
