@@ -37,7 +37,7 @@ import pyarrow.csv as pacsv
 from django.conf import settings
 from django.db import connection
 
-from . import fastpath, partitions
+from . import arrowalloc, fastpath, partitions
 from .formats import FOCUS_COLUMNS, BillingFileReader
 from .formats.base import (
     DATETIME_COLUMNS,
@@ -139,6 +139,8 @@ class _State:
     effective: Decimal = Decimal(0)
     rows: int = 0
     samples: dict[int, list[str]] = field(default_factory=dict)  # row -> its record, for the examples
+    allocation: Any = None  # an arrowalloc.Plan while the rows get their allocation here
+    allocated_all: bool = True  # no block had to leave its allocation to the database
     kv_cache: dict[str, tuple[str, dict[str, int]]] = field(default_factory=dict)
 
 
@@ -309,7 +311,10 @@ def run(
     # FREEZE: the rows go in as the import's own table's first ones (made in this savepoint), already marked
     # visible to everyone once the import commits: nothing has to visit them again to set hint bits.
     table = partitions.create(billing_import.pk)
-    writer = _Writer(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN WITH (FREEZE)")
+    # The rules and environment tags, applied as the rows are written where this path can (arrowalloc).
+    state.allocation = arrowalloc.Plan.load()
+    names = [c for c in COLUMNS if c != "is_shared"] + arrowalloc.COLUMNS if state.allocation else COLUMNS
+    writer = _Writer(f"COPY {table} ({', '.join(names)}) FROM STDIN WITH (FREEZE)")
     cells = Cells(Columns(header), ConformanceReport(), placeholders=FocusMapper.placeholders, focus_rules=True)
     size = billing_import.size
     checking = 0.0
@@ -353,7 +358,8 @@ def run(
         "billing import %s by COPY from Arrow: %s",
         billing_import.pk,
         f"read, checked and written {streamed:.2f}s (checking {checking:.2f}s, "
-        f"waiting for the database {writer.waited:.2f}s)",
+        f"waiting for the database {writer.waited:.2f}s)"
+        + (", allocated as written" if state.allocation is not None and state.allocated_all else ""),
     )
     return fastpath.FastResult(
         rows=state.rows,
@@ -362,6 +368,7 @@ def run(
         periods=state.periods,
         currency=next(iter(state.currencies)),
         warnings=warnings,
+        allocated=state.allocation is not None and state.allocated_all,
     )
 
 
@@ -672,11 +679,24 @@ class _Block:
                 value = _escaped(value)
             out.append(pc.fill_null(value, "\\N"))
         extra = self._extra(fields, extras)
-        out += [pc.fill_null(extra if self.extra_clean else _escaped(extra), "\\N"), pa.repeat("f\n", self.n)]
+        out.append(pc.fill_null(extra if self.extra_clean else _escaped(extra), "\\N"))
+        out += self._allocation()
         # One text per row, each ending in its line feed: the array's bytes are the COPY data.
         lines = pc.binary_join_element_wise(*out, "\t")
         offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset : lines.offset + self.n + 1]
         return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+
+    def _allocation(self) -> list:
+        """The allocation columns (when this path allocates) and is_shared, which ends each row."""
+        plan = self.state.allocation
+        if plan is None:
+            return [pa.repeat("f\n", self.n)]
+        try:
+            keys, shared = plan.columns(self.n, self.v("Tags"), self.v("SubAccountId"), self.v("ServiceName"))
+        except arrowalloc.NotHere:  # the database allocates the file after all (every row again)
+            self.state.allocated_all = False
+            keys, shared = [pa.repeat("\\N", self.n)] * 4, pa.repeat(False, self.n)
+        return [*keys, pc.if_else(shared, "t\n", "f\n")]
 
     def _json_value(self, values, col: _Column | None, what: str):
         """Text values as the inside of JSON strings (null stays null)."""

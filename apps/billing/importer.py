@@ -31,7 +31,7 @@ from django.utils import timezone
 from . import fastpath, partitions
 from .formats import BillingFileError, BillingFileReader, NormalizedRow
 from .models import BillingImport, BillingLineItem, BillingSource
-from .rollups import refresh_periods
+from .rollups import allocate_written, refresh_periods
 
 logger = logging.getLogger(__name__)
 
@@ -299,6 +299,11 @@ def billing_import_run(
                 periods, currency, rows_read, warnings = fast.periods, fast.currency, fast.rows, fast.warnings
             steps["read and write" if fast is None else "read and write by COPY"] = time.monotonic() - clock
             clock = time.monotonic()
+            allocated = fast is not None and fast.allocated
+            if not allocated and allocate_written(billing_import.pk):
+                allocated = True
+                steps["allocate by rewriting"] = time.monotonic() - clock
+                clock = time.monotonic()
             partitions.attach(billing_import.pk)
             steps["index"] = time.monotonic() - clock
             clock = time.monotonic()
@@ -315,7 +320,9 @@ def billing_import_run(
             steps["replace"] = time.monotonic() - clock
             clock = time.monotonic()
             # The periods now hold only the rows just written: nothing to reset before allocating.
-            refresh_periods(source_id=billing_import.source_id, period_starts=period_starts, fresh=True)
+            refresh_periods(
+                source_id=billing_import.source_id, period_starts=period_starts, fresh=True, allocated=allocated
+            )
             steps["allocate and roll up"] = time.monotonic() - clock
             billing_import.format = reader.format
             billing_import.focus_version = reader.focus_version or ""

@@ -70,15 +70,45 @@ def create(import_id: int) -> str:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
         if cursor.fetchone()[0]:
             cursor.execute(f"DROP TABLE {table}")
-        cursor.execute(f"CREATE TABLE {table} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
-        # Attaching then needs no pass over the rows to prove they belong to this import.
-        cursor.execute(
-            f"ALTER TABLE {table} ADD CONSTRAINT {table}_import CHECK (billing_import_id = {int(import_id)})"
-        )
-        for sql, partial in _parent_indexes(cursor):
-            if partial:
-                cursor.execute(sql.format(table=table))
+        _make(cursor, table, import_id)
+        _partial_indexes(cursor, table)
     return table
+
+
+def _make(cursor, table: str, import_id: int) -> None:
+    cursor.execute(f"CREATE TABLE {table} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+    # Attaching then needs no pass over the rows to prove they belong to this import.
+    cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_import CHECK (billing_import_id = {int(import_id)})")
+
+
+def _partial_indexes(cursor, table: str) -> None:
+    for sql, partial in _parent_indexes(cursor):
+        if partial:
+            cursor.execute(sql.format(table=table))
+
+
+def columns() -> list[str]:
+    """The line items' columns, in the table's order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
+            "ORDER BY attnum",
+            [PARENT],
+        )
+        return [column for (column,) in cursor.fetchall()]
+
+
+def rewrite(import_id: int, select: str, params) -> None:
+    """Replace an import's table (not attached yet) by the rows ``select`` reads from it, which gives every
+    column in the table's order: one bulk INSERT into a fresh table rather than updates in place."""
+    table = name(import_id)
+    fresh = f"{table}_next"
+    with connection.cursor() as cursor:
+        _make(cursor, fresh, import_id)
+        cursor.execute(f"INSERT INTO {fresh} ({', '.join(columns())}) {select}", params)
+        cursor.execute(f"DROP TABLE {table}")
+        cursor.execute(f"ALTER TABLE {fresh} RENAME TO {table}")
+        _partial_indexes(cursor, table)  # built once, after the rows (they now hold allocation keys)
 
 
 def attach(import_id: int) -> None:

@@ -10,6 +10,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, models, transaction
 from django.db.models import Case, Count, Q, QuerySet, Sum, Value, When
@@ -17,8 +18,10 @@ from django.db.models.functions import Cast, Coalesce, TruncDate
 
 from apps.catalog.models import Environment, Location, Service
 
+from . import partitions
 from .models import AllocationRule, BillingLineItem, CostRollup
 
+REWRITE_SHARE = 0.1  # allocate_written rewrites an import's table when rules claim more of its rows than this
 SCALE = Decimal("1e-18")  # the stored precision of money
 ENV_TAGS = ("env", "environment")
 LOCATION_TAGS = ("location", "store")
@@ -62,28 +65,111 @@ def _first(cases: list[tuple[Q, object]], output_field) -> Cast:
     return Cast(case, output_field)
 
 
-def _allocate(items: QuerySet[BillingLineItem], *, fresh: bool = False) -> None:
+def _claims() -> tuple[Q, dict[str, Any]] | None:
+    """What the rules (in order, the first match wins) and the environment tags (where the rule names no
+    environment) give a line item: the rows they claim, and the allocation columns as expressions; None
+    when there is nothing to apply."""
+    rules = [(rule_q(rule), rule) for rule in AllocationRule.objects.filter(enabled=True).order_by("order", "pk")]
+    envs = [(_env_tag_q(env), env.pk) for env in Environment.objects.all()]
+    if not rules and not envs:
+        return None
+    claimed = Q()
+    for q, _ in [*rules, *envs]:
+        claimed |= q
+    key = models.BigIntegerField()
+    return claimed, {
+        "allocation_rule": _first([(q, rule.pk) for q, rule in rules], key),
+        "service": _first([(q, None if rule.shared else rule.service_id) for q, rule in rules], key),
+        "environment": Coalesce(_first([(q, rule.environment_id) for q, rule in rules], key), _first(envs, key)),
+        "location": _first([(q, rule.location_id) for q, rule in rules], key),
+        "is_shared": Coalesce(_first([(q, rule.shared) for q, rule in rules], models.BooleanField()), Value(False)),
+    }
+
+
+def allocate_written(import_id: int) -> bool:
+    """Allocate an import's rows while they are still its own table (PostgreSQL, before the table is indexed
+    and attached): when the rules and environment tags claim more than REWRITE_SHARE of the rows (judged on
+    a sample of the table's pages), the table is written again with them applied: one bulk INSERT into a
+    fresh table, each rule's condition tested once per row, no row updated in place and no index
+    maintained row by row (updating 700,000 of a million rows in place took 13.6 s). Returns whether it did;
+    otherwise ``refresh_periods`` allocates as usual."""
+    if not partitions.partitioned():
+        return False
+    rules = list(AllocationRule.objects.filter(enabled=True).order_by("order", "pk"))
+    envs = list(Environment.objects.all())
+    if not rules and not envs:
+        return False
+    parent, table = BillingLineItem._meta.db_table, partitions.name(import_id)
+    small = models.SmallIntegerField()
+    # Which rule and which environment tag each row meets first (null: none), as SQL on the model's table.
+    numbered = BillingLineItem.objects.annotate(
+        allocation_rule_n=Case(*(When(rule_q(r), then=Value(n)) for n, r in enumerate(rules)), output_field=small),
+        environment_n=Case(*(When(_env_tag_q(e), then=Value(n)) for n, e in enumerate(envs)), output_field=small),
+    )
+    columns = partitions.columns()
+    fields = {f.column: f.attname for f in BillingLineItem._meta.concrete_fields}
+    sql, params = numbered.values(
+        *(fields[c] for c in columns), "allocation_rule_n", "environment_n"
+    ).query.sql_with_params()
+    read_from = f'FROM "{parent}"'
+    if sql.count(read_from) != 1:
+        raise RuntimeError(f"unexpected SQL for the line items: {sql[:200]}")
+
+    def counted(sample: str) -> tuple[int, int]:
+        source = sql.replace(read_from, f'FROM "{table}" AS "{parent}" {sample}')
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*), count(*) FILTER (WHERE allocation_rule_n IS NOT NULL OR environment_n IS NOT NULL) "
+                f"FROM ({source}) s",
+                params,
+            )
+            return cursor.fetchone()
+
+    rows, hits = counted("TABLESAMPLE SYSTEM (1) REPEATABLE (0)")  # a hundredth of the table's pages
+    if rows < 1000:  # a small table: every row
+        rows, hits = counted("")
+    if not hits or hits <= rows * REWRITE_SHARE:
+        return False
+
+    def by_rule(value) -> str:
+        whens = " ".join(f"WHEN {n} THEN {_literal(value(r))}" for n, r in enumerate(rules))
+        return f"(CASE s.allocation_rule_n {whens} END)" if whens else "NULL"
+
+    envs_sql = " ".join(f"WHEN {n} THEN {e.pk}" for n, e in enumerate(envs))
+    computed = {
+        "allocation_rule_id": f"{by_rule(lambda r: r.pk)}::bigint",
+        "service_id": f"{by_rule(lambda r: None if r.shared else r.service_id)}::bigint",
+        "environment_id": f"COALESCE({by_rule(lambda r: r.environment_id)}::bigint, "
+        + (f"(CASE s.environment_n {envs_sql} END)::bigint)" if envs_sql else "NULL::bigint)"),
+        "location_id": f"{by_rule(lambda r: r.location_id)}::bigint",
+        "is_shared": f"COALESCE({by_rule(lambda r: r.shared)}::boolean, false)",
+    }
+    select = ", ".join(computed.get(c, f's."{fields[c]}"') for c in columns)
+    whole = sql.replace(read_from, f'FROM "{table}" AS "{parent}"')
+    partitions.rewrite(import_id, f"SELECT {select} FROM ({whole}) s", params)
+    return True
+
+
+def _literal(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(int(value))
+
+
+def _allocate(items: QuerySet[BillingLineItem], *, fresh: bool = False, allocated: bool = False) -> None:
     # Only rows an earlier allocation touched need resetting: rewriting fresh rows would cost a full pass.
     # Rows an import has just written (fresh) have none, and finding that out would cost a pass of its own.
     if not fresh:
         _reset(items)
-    # Rules (in order, the first match wins) and environment tags (where the rule names no environment) in
-    # one UPDATE: a single pass over the rows, each claimed row written once (a pass per rule and per
-    # environment took 18 s for a million rows with five rules and three environments).
-    rules = [(rule_q(rule), rule) for rule in AllocationRule.objects.filter(enabled=True).order_by("order", "pk")]
-    envs = [(_env_tag_q(env), env.pk) for env in Environment.objects.all()]
-    claimed = Q()
-    for q, _ in [*rules, *envs]:
-        claimed |= q
-    if rules or envs:
-        key = models.BigIntegerField()
-        items.filter(claimed).update(
-            allocation_rule=_first([(q, rule.pk) for q, rule in rules], key),
-            service=_first([(q, None if rule.shared else rule.service_id) for q, rule in rules], key),
-            environment=Coalesce(_first([(q, rule.environment_id) for q, rule in rules], key), _first(envs, key)),
-            location=_first([(q, rule.location_id) for q, rule in rules], key),
-            is_shared=Coalesce(_first([(q, rule.shared) for q, rule in rules], models.BooleanField()), Value(False)),
-        )
+    # Rules and environment tags in one UPDATE: a single pass over the rows, each claimed row written once
+    # (a pass per rule and per environment took 18 s for a million rows with five rules and three
+    # environments). Rows ``allocate_written`` allocated have them already.
+    claims = None if allocated else _claims()
+    if claims is not None:
+        claimed, columns = claims
+        items.filter(claimed).update(**columns)
     if not Location.objects.exists():
         return
     for tag in LOCATION_TAGS:
@@ -130,9 +216,9 @@ def _split(amount: Decimal, weights: dict[int, Decimal]) -> dict[int, Decimal]:
     return parts
 
 
-def _rebuild(source_id: int, period_start: datetime, *, fresh: bool = False) -> None:
+def _rebuild(source_id: int, period_start: datetime, *, fresh: bool = False, allocated: bool = False) -> None:
     items = BillingLineItem.objects.filter(source_id=source_id, billing_period_start=period_start)
-    _allocate(items, fresh=fresh)
+    _allocate(items, fresh=fresh, allocated=allocated)
     groups = (
         items.annotate(day=TruncDate("charge_period_start"))
         .values(
@@ -197,13 +283,16 @@ def _rollup(source_id, period_day, g, service_id, billed, effective, is_shared) 
     )
 
 
-def refresh_periods(*, source_id: int, period_starts: list[datetime], fresh: bool = False) -> None:
+def refresh_periods(
+    *, source_id: int, period_starts: list[datetime], fresh: bool = False, allocated: bool = False
+) -> None:
     """Re-allocate the line items of these billing periods and rebuild their rollups (caller's transaction).
 
-    ``fresh``: the periods hold only rows an import has just written, which no allocation has touched."""
+    ``fresh``: the periods hold only rows an import has just written, which no allocation has touched;
+    ``allocated``: ``allocate_written`` applied the rules and environment tags to them already."""
     CostRollup.objects.filter(source_id=source_id, billing_period_start__in=[p.date() for p in period_starts]).delete()
     for period_start in period_starts:
-        _rebuild(source_id, period_start, fresh=fresh)
+        _rebuild(source_id, period_start, fresh=fresh, allocated=allocated)
 
 
 def refresh_all() -> int:
