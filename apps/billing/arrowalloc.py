@@ -1,5 +1,5 @@
-"""Allocation computed while the Arrow path writes the rows: the same rules and environment tags as
-``rollups._allocate``, on whole columns, so that no row has to be written twice.
+"""Allocation computed while the Arrow path writes the rows: the same rules, environment tags and location
+tags as ``rollups._allocate``, on whole columns, so that no row has to be written twice.
 
 It covers the rules whose SQL has an exact equivalent here: tag rules (the tag's value is that text),
 sub-account rules (equal text) and service-name rules (equal ignoring case, for ASCII text: PostgreSQL's
@@ -16,10 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from apps.catalog.models import Environment
+from apps.catalog.models import Environment, Location
 
 from .models import AllocationRule
-from .rollups import ENV_TAGS
+from .rollups import ENV_TAGS, LOCATION_TAGS
 
 COLUMNS = ["allocation_rule_id", "service_id", "environment_id", "location_id", "is_shared"]
 _STRING = pa.string()
@@ -33,11 +33,14 @@ class NotHere(Exception):
 class Plan:
     rules: list[AllocationRule]
     envs: list[Environment]
-    tag_matches: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)  # tags text -> (rules hit, env)
+    locations: dict[str, int]  # code -> location
+    # tags text -> (the tag rules it meets, its environment's position or -1, its location or None)
+    tag_matches: dict[str, tuple[np.ndarray, int, int | None]] = field(default_factory=dict)
 
     @classmethod
     def load(cls) -> "Plan | None":
-        """The enabled rules in order and the environments, or None when this module cannot apply them."""
+        """The enabled rules in order, the environments and the locations; None when this module cannot apply
+        them, or there is nothing to apply."""
         rules = list(AllocationRule.objects.filter(enabled=True).order_by("order", "pk"))
         for rule in rules:
             if rule.match == AllocationRule.Match.RESOURCE:
@@ -46,10 +49,15 @@ class Plan:
                 return None
             if rule.match == AllocationRule.Match.SERVICE_NAME and not rule.value.isascii():
                 return None
-        return cls(rules=rules, envs=list(Environment.objects.all()))
+        envs = list(Environment.objects.all())
+        locations = dict(Location.objects.values_list("code", "pk"))
+        if not rules and not envs and not locations:  # nothing to allocate: the columns stay empty
+            return None
+        return cls(rules=rules, envs=envs, locations=locations)
 
-    def _tags(self, text: str) -> tuple[np.ndarray, int]:
-        """Which tag rules a Tags value meets, and the first environment its tags name (-1: none)."""
+    def _tags(self, text: str) -> tuple[np.ndarray, int, int | None]:
+        """Which tag rules a Tags value meets, the first environment its tags name (-1: none) and the location
+        its location or store tag names (None: none)."""
         found = self.tag_matches.get(text)
         if found is None:
             tags = json.loads(text)
@@ -68,9 +76,15 @@ class Plan:
                 if any(isinstance(tags.get(key), str) and tags[key] in names for key in ENV_TAGS):
                     env = n
                     break
+            location = None
+            for key in LOCATION_TAGS:
+                code = tags.get(key)
+                if isinstance(code, str) and code in self.locations:
+                    location = self.locations[code]
+                    break
             if len(self.tag_matches) > 50_000:
                 self.tag_matches.clear()
-            found = self.tag_matches[text] = (hits, env)
+            found = self.tag_matches[text] = (hits, env, location)
         return found
 
     def columns(self, n: int, tags, sub_account, service_name) -> tuple[list[Any], Any]:
@@ -85,7 +99,7 @@ class Plan:
         for i in reversed(range(len(self.rules))):  # the first rule that matches is applied last
             rule = self.rules[i]
             if rule.match == AllocationRule.Match.TAG:
-                per_text = pa.array([hits[i] for hits, _ in matches], pa.bool_())
+                per_text = pa.array([hits[i] for hits, _, _ in matches], pa.bool_())
                 hit = pc.take(per_text, indices) if texts else pa.nulls(n, pa.bool_())
             elif rule.match == AllocationRule.Match.SUB_ACCOUNT:
                 hit = pc.equal(sub_account, rule.value)
@@ -96,8 +110,10 @@ class Plan:
                     upper_service = pc.ascii_upper(service_name)
                 hit = pc.equal(upper_service, rule.value.upper())
             rule_n = pc.if_else(pc.fill_null(hit, False), pa.scalar(i, pa.int32()), rule_n)
-        env_per_text = pa.array([env if env >= 0 else None for _, env in matches], pa.int32())
+        env_per_text = pa.array([env if env >= 0 else None for _, env, _ in matches], pa.int32())
         env_n = pc.take(env_per_text, indices) if texts else pa.nulls(n, pa.int32())
+        location_per_text = pa.array([location for _, _, location in matches], pa.int64())
+        by_location_tag = pc.take(location_per_text, indices) if texts else pa.nulls(n, pa.int64())
 
         def by_rule(value) -> Any:
             values = pa.array([value(rule) for rule in self.rules], pa.int64())
@@ -111,7 +127,7 @@ class Plan:
             by_rule(lambda r: r.pk),
             by_rule(lambda r: None if r.shared else r.service_id),
             pc.coalesce(by_rule(lambda r: r.environment_id), by_tag),
-            by_rule(lambda r: r.location_id),
+            pc.coalesce(by_rule(lambda r: r.location_id), by_location_tag),
         ]
         return [pc.fill_null(pc.cast(column, _STRING), "\\N") for column in out], is_shared
 

@@ -96,7 +96,7 @@ class FastResult:
     periods: set[tuple[datetime, datetime]]
     currency: str
     warnings: list[dict[str, Any]]
-    allocated: bool = False  # the rules and environment tags were applied as the rows were written
+    allocated: bool = False  # the rules, environment and location tags were applied as the rows were written
 
 
 def applies(reader: BillingFileReader) -> bool:

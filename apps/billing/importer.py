@@ -299,7 +299,7 @@ def billing_import_run(
                 periods, currency, rows_read, warnings = fast.periods, fast.currency, fast.rows, fast.warnings
             steps["read and write" if fast is None else "read and write by COPY"] = time.monotonic() - clock
             clock = time.monotonic()
-            allocated = fast is not None and fast.allocated
+            allocated = located = fast is not None and fast.allocated  # the Arrow path applies all of it
             if not allocated and allocate_written(billing_import.pk):
                 allocated = True
                 steps["allocate by rewriting"] = time.monotonic() - clock
@@ -321,7 +321,11 @@ def billing_import_run(
             clock = time.monotonic()
             # The periods now hold only the rows just written: nothing to reset before allocating.
             refresh_periods(
-                source_id=billing_import.source_id, period_starts=period_starts, fresh=True, allocated=allocated
+                source_id=billing_import.source_id,
+                period_starts=period_starts,
+                fresh=True,
+                allocated=allocated,
+                located=located,
             )
             steps["allocate and roll up"] = time.monotonic() - clock
             billing_import.format = reader.format

@@ -158,7 +158,9 @@ def _literal(value) -> str:
     return str(int(value))
 
 
-def _allocate(items: QuerySet[BillingLineItem], *, fresh: bool = False, allocated: bool = False) -> None:
+def _allocate(
+    items: QuerySet[BillingLineItem], *, fresh: bool = False, allocated: bool = False, located: bool = False
+) -> None:
     # Only rows an earlier allocation touched need resetting: rewriting fresh rows would cost a full pass.
     # Rows an import has just written (fresh) have none, and finding that out would cost a pass of its own.
     if not fresh:
@@ -170,7 +172,7 @@ def _allocate(items: QuerySet[BillingLineItem], *, fresh: bool = False, allocate
     if claims is not None:
         claimed, columns = claims
         items.filter(claimed).update(**columns)
-    if not Location.objects.exists():
+    if located or not Location.objects.exists():
         return
     for tag in LOCATION_TAGS:
         codes = set(
@@ -216,9 +218,11 @@ def _split(amount: Decimal, weights: dict[int, Decimal]) -> dict[int, Decimal]:
     return parts
 
 
-def _rebuild(source_id: int, period_start: datetime, *, fresh: bool = False, allocated: bool = False) -> None:
+def _rebuild(
+    source_id: int, period_start: datetime, *, fresh: bool = False, allocated: bool = False, located: bool = False
+) -> None:
     items = BillingLineItem.objects.filter(source_id=source_id, billing_period_start=period_start)
-    _allocate(items, fresh=fresh, allocated=allocated)
+    _allocate(items, fresh=fresh, allocated=allocated, located=located)
     groups = (
         items.annotate(day=TruncDate("charge_period_start"))
         .values(
@@ -284,15 +288,21 @@ def _rollup(source_id, period_day, g, service_id, billed, effective, is_shared) 
 
 
 def refresh_periods(
-    *, source_id: int, period_starts: list[datetime], fresh: bool = False, allocated: bool = False
+    *,
+    source_id: int,
+    period_starts: list[datetime],
+    fresh: bool = False,
+    allocated: bool = False,
+    located: bool = False,
 ) -> None:
     """Re-allocate the line items of these billing periods and rebuild their rollups (caller's transaction).
 
     ``fresh``: the periods hold only rows an import has just written, which no allocation has touched;
-    ``allocated``: ``allocate_written`` applied the rules and environment tags to them already."""
+    ``allocated``: the rules and environment tags were applied to them already (``allocate_written`` or as
+    the rows were written); ``located``: the location tags too."""
     CostRollup.objects.filter(source_id=source_id, billing_period_start__in=[p.date() for p in period_starts]).delete()
     for period_start in period_starts:
-        _rebuild(source_id, period_start, fresh=fresh, allocated=allocated)
+        _rebuild(source_id, period_start, fresh=fresh, allocated=allocated, located=located)
 
 
 def refresh_all() -> int:
