@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 from django.db import connection
 
-from apps.billing import rollups
+from apps.billing import rollups, services
 from apps.billing.models import AllocationRule, BillingLineItem
 from apps.catalog.models import Location
 from tests.factories import EnvironmentFactory, ServiceFactory
@@ -32,6 +32,7 @@ ITEMS = [
     {"service_name": "amazon s3"},  # service names match whatever their case
     {"tags": {"env": "prod", "environment": "dev"}},  # two environments: the first by name (Development)
     {},
+    {"tags": {"app": "shop"}},  # claimed by a rule alone: unallocated again once that rule is disabled
 ]
 
 
@@ -111,14 +112,25 @@ def test_rules_and_tags_allocate_each_row_as_a_row_by_row_reading_does(tmp_path,
     on_postgresql = connection.vendor == "postgresql"
     assert ("allocated as written" in caplog.text) == (how == "as-written" and on_postgresql)
     assert ("allocate by rewriting" in caplog.text) == (how in ("not-ascii", "table-rewritten") and on_postgresql)
-    if how in ("as-written", "not-ascii"):
-        return  # the spot checks below are the resource rule's file
-    # Spot checks the reading above agrees with, written out by hand.
-    assert expected[2] == (rules[1].pk, shop.pk, prod.pk, None, False)
-    assert expected[4] == (rules[2].pk, vision.pk, uat.pk, store42.pk, False)
-    assert expected[6] == (rules[3].pk, None, None, None, True)
-    assert expected[8] == (rules[0].pk, vision.pk, prod.pk, dc.pk, False)
-    assert expected[9] == (None, None, None, None, False)
-    assert expected[11] == (rules[4].pk, storage.pk, None, None, False)
-    assert expected[12] == (None, None, dev.pk, None, False)
-    assert expected[13] == (None, None, None, None, False)
+    if how not in ("as-written", "not-ascii"):  # the resource rule's file
+        # Spot checks the reading above agrees with, written out by hand.
+        assert expected[2] == (rules[1].pk, shop.pk, prod.pk, None, False)
+        assert expected[4] == (rules[2].pk, vision.pk, uat.pk, store42.pk, False)
+        assert expected[6] == (rules[3].pk, None, None, None, True)
+        assert expected[8] == (rules[0].pk, vision.pk, prod.pk, dc.pk, False)
+        assert expected[9] == (None, None, None, None, False)
+        assert expected[11] == (rules[4].pk, storage.pk, None, None, False)
+        assert expected[12] == (None, None, dev.pk, None, False)
+        assert expected[13] == (None, None, None, None, False)
+
+    # Rules changed later: every stored row is allocated again, as the new rules read it.
+    shop_rule = AllocationRule.objects.get(name="shop")
+    shop_rule.enabled = False
+    services.allocation_rule_save(rule=shop_rule)
+    save_rule(name="vision-dev", order=0, match="tag", tag_key="env", value="dev", service=vision, location=store7)
+    again = list(AllocationRule.objects.filter(enabled=True).order_by("order", "pk"))
+    stored = {
+        li.row_number: (li.allocation_rule_id, li.service_id, li.environment_id, li.location_id, li.is_shared)
+        for li in BillingLineItem.objects.all()
+    }
+    assert stored == {n + 2: _expected(item, again, envs, locations) for n, item in enumerate(listed)}
