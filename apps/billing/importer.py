@@ -326,6 +326,7 @@ def billing_import_run(
                 fresh=True,
                 allocated=allocated,
                 located=located,
+                table=partitions.name(billing_import.pk) if partitions.partitioned() else None,
             )
             steps["allocate and roll up"] = time.monotonic() - clock
             billing_import.format = reader.format
