@@ -40,3 +40,24 @@ def run_manage(*args: str, env: dict[str, str], timeout: float = 120) -> subproc
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def start_worker(queue: str, name: str) -> subprocess.Popen:
+    """A real `celery worker` process on one queue, on the test database; its log in ``stdout``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "-Q", queue, "-n", f"{name}@localhost",
+         "--pool=solo", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+        cwd=ROOT,
+        env=child_env(DATABASE_URL=current_database_url()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -1,7 +1,8 @@
 from django.contrib import admin
+from django.db import transaction
 
 from . import services
-from .models import AllocationRule, BillingImport, BillingSource, CostRollup, UnitVolume
+from .models import AllocationRule, BillingImport, BillingSource, CostRollup, Reallocation, UnitVolume
 
 
 @admin.register(BillingSource)
@@ -30,7 +31,7 @@ class BillingImportAdmin(admin.ModelAdmin):
 
 @admin.register(AllocationRule)
 class AllocationRuleAdmin(admin.ModelAdmin):
-    """Saving or deleting a rule here re-allocates every stored period, as the rules page does."""
+    """Saving or deleting a rule here has a worker re-allocate every stored period, as the rules page does."""
 
     list_display = ["order", "name", "enabled", "match", "tag_key", "value", "service", "shared", "spread"]
     list_display_links = ["name"]
@@ -39,15 +40,16 @@ class AllocationRuleAdmin(admin.ModelAdmin):
     ordering = ["order", "pk"]
 
     def save_model(self, request, obj, form, change):
-        services.allocation_rule_save(rule=obj)
+        services.allocation_rule_save(rule=obj, user=request.user)
 
     def delete_model(self, request, obj):
-        obj.delete()
-        services.allocation_rules_changed()
+        services.allocation_rule_delete(rule=obj, user=request.user)
 
     def delete_queryset(self, request, queryset):
-        queryset.delete()
-        services.allocation_rules_changed()
+        with transaction.atomic():
+            names = ", ".join(sorted(queryset.values_list("name", flat=True)))
+            queryset.delete()
+            services.allocation_rules_changed(reason=f"rules {names} deleted", user=request.user)
 
 
 @admin.register(UnitVolume)
@@ -66,6 +68,20 @@ class CostRollupAdmin(admin.ModelAdmin):
     list_filter = ["provider", "charge_category", "is_shared", "service"]
     date_hierarchy = "day"
     list_select_related = ["service", "environment"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Reallocation)
+class ReallocationAdmin(admin.ModelAdmin):
+    """Re-allocations after rule changes: read only (the rules page and ``reallocate_billing`` start them)."""
+
+    list_display = ["created_at", "status", "reason", "changes", "periods_done", "periods_total", "finished_at"]
+    list_filter = ["status"]
 
     def has_add_permission(self, request):
         return False

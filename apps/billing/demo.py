@@ -634,6 +634,7 @@ def load(*, log) -> None:
 
     # Rules first, so each import allocates once instead of every rule re-allocating the whole year.
     saved = _sync_rules(log)
+    services.reallocations_run_pending()  # here, not in a worker: the periods an earlier load stored, if any
     aws = _source("AWS FOCUS export (payer 111122223333)", "focus", aws_dir)
     azure = _source("Azure EA cost details (amortized)", "azure_ea", azure_dir)
     n_aws, rows_aws = _import_folder(aws, aws_dir, log)

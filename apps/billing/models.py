@@ -196,6 +196,49 @@ class AllocationRule(TimeStampedModel):
         return self.name
 
 
+class Reallocation(models.Model):
+    """Re-allocating every stored billing period after the allocation rules changed, done by a worker.
+
+    Changes made while one waits for a worker join it (it reads the rules as they are when it runs); a
+    change made while one runs queues the next. Each (source, billing period) is re-allocated and rolled
+    up in a transaction of its own, under the source's lock, so imports never interleave with it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    reason = models.CharField(max_length=300, help_text="The change that asked for it (the first one, if several).")
+    changes = models.PositiveIntegerField(default=1, help_text="Rule changes it takes in.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    periods_total = models.PositiveIntegerField(default=0)
+    periods_done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"re-allocation {self.pk} ({self.status}): {self.reason}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        return round(100 * self.periods_done / self.periods_total) if self.periods_total else 0
+
+
 class BillingLineItem(models.Model):
     """One FOCUS row as imported (money and quantities with every digit), and where allocation put it."""
 

@@ -25,7 +25,7 @@ from django.utils.timezone import localdate
 from apps.catalog.models import Service
 from apps.core.periods import Period, month_of
 
-from .models import AllocationRule, BillingLineItem, BillingSource, CostRollup, UnitVolume
+from .models import AllocationRule, BillingLineItem, BillingSource, CostRollup, Reallocation, UnitVolume
 from .rollups import rule_q
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,15 @@ UNIT_COST_KPI = "unit_cost"
 
 class ReportError(ValueError):
     """A report parameter that is not one of the accepted values; the message says which are."""
+
+
+def reallocation_current() -> Reallocation | None:
+    """The re-allocation to show: the one running or waiting (the oldest), else the last one."""
+    active = Reallocation.objects.filter(status__in=[Reallocation.Status.QUEUED, Reallocation.Status.RUNNING])
+    return (
+        active.select_related("requested_by").order_by("created_at", "pk").first()
+        or Reallocation.objects.select_related("requested_by").order_by("-created_at", "-pk").first()
+    )
 
 
 def cost_field(cost: str) -> str:

@@ -342,14 +342,3 @@ def refresh_periods(
     groups = _groups(source_id, period_starts, table)
     for period_start in period_starts:
         _rebuild(source_id, period_start, groups.get(period_start, []))
-
-
-def refresh_all() -> int:
-    """After allocation rules change: every stored (source, period) is re-allocated and rolled up again."""
-    pairs = list(BillingLineItem.objects.values_list("source_id", "billing_period_start").distinct())
-    by_source: dict[int, list[datetime]] = defaultdict(list)
-    for source_id, start in pairs:
-        by_source[source_id].append(start)
-    for source_id, starts in by_source.items():
-        refresh_periods(source_id=source_id, period_starts=starts)
-    return len(pairs)

@@ -11,16 +11,18 @@ import os
 import shutil
 import uuid
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
 
 from django.conf import settings
 from django.db import Error as DatabaseError
-from django.db import close_old_connections, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -31,8 +33,8 @@ from apps.core.uploads import storage_error_message
 
 from .formats import FORMATS
 from .importer import billing_import_claim, billing_import_run
-from .models import AllocationRule, BillingImport, BillingSource, SeenFile, UnitVolume
-from .rollups import refresh_all
+from .models import AllocationRule, BillingImport, BillingLineItem, BillingSource, Reallocation, SeenFile, UnitVolume
+from .rollups import refresh_periods
 
 logger = logging.getLogger(__name__)
 
@@ -386,18 +388,117 @@ def billing_sources_due() -> list[int]:
 # --- Allocation rules ----------------------------------------------------------------------------------------
 
 
-def allocation_rules_changed() -> int:
-    """Re-allocate every stored period after a rule was added, changed or removed."""
+def allocation_rules_changed(*, reason: str, user=None, queue: bool = True) -> Reallocation:
+    """Have a worker re-allocate every stored period after the rules changed (in the caller's transaction;
+    the task is sent once it commits). A re-allocation still waiting for a worker takes the change in: it
+    reads the rules as they are when it starts. ``queue=False``: no task; the caller runs it
+    (``reallocations_run_pending``)."""
+    from .tasks import reallocate_task
+
     with transaction.atomic():
-        return refresh_all()
+        # Locked: a worker claiming it now waits until this change has committed, then reads it.
+        waiting = Reallocation.objects.select_for_update().filter(status=Reallocation.Status.QUEUED).first()
+        if waiting is not None:
+            Reallocation.objects.filter(pk=waiting.pk).update(changes=F("changes") + 1)
+            waiting.refresh_from_db()
+            return waiting
+        reallocation = Reallocation.objects.create(reason=reason[:300], requested_by=user)
+    if not queue:
+        return reallocation
+
+    def send() -> None:
+        try:
+            reallocate_task.delay(reallocation.pk)
+        except BrokerUnavailable as exc:  # the rules stand; the page offers to re-allocate again
+            logger.warning("re-allocation %s could not be queued: %s", reallocation.pk, exc)
+            Reallocation.objects.filter(pk=reallocation.pk, status=Reallocation.Status.QUEUED).update(
+                status=Reallocation.Status.FAILED,
+                error=f"could not be queued: the task broker is unreachable ({exc}); re-allocate again once it "
+                "is back, or run `manage.py reallocate_billing`",
+                finished_at=timezone.now(),
+            )
+
+    transaction.on_commit(send)
+    return reallocation
 
 
-def allocation_rule_save(*, rule: AllocationRule) -> AllocationRule:
+def allocation_rule_save(*, rule: AllocationRule, user=None) -> AllocationRule:
+    """Save a rule; a worker then re-allocates every stored period (``allocation_rules_changed``)."""
     with transaction.atomic():
+        created = rule.pk is None
         rule.full_clean()
         rule.save()
-        refresh_all()
+        allocation_rules_changed(reason=f"rule {rule.name} {'added' if created else 'changed'}", user=user)
     return rule
+
+
+def allocation_rule_delete(*, rule: AllocationRule, user=None) -> None:
+    """Remove a rule; a worker then re-allocates what it claimed."""
+    with transaction.atomic():
+        name = rule.name
+        rule.delete()
+        allocation_rules_changed(reason=f"rule {name} deleted", user=user)
+
+
+def _periods() -> list[tuple[int, datetime]]:
+    """Every stored (source, billing period), in order."""
+    pairs = BillingLineItem.objects.values_list("source_id", "billing_period_start").distinct()
+    return sorted(pairs)
+
+
+def reallocation_run(
+    *, reallocation_id: int, on_progress: Callable[[int, int], None] | None = None
+) -> Reallocation | None:
+    """Re-allocate and roll up every stored period: each (source, period) in a transaction of its own, under
+    the source's lock (an import of that source waits, or is waited for). None when it had finished already
+    (a duplicate task). A retried run (a killed worker) starts again from the first period: each period's
+    re-allocation is whole and repeatable."""
+    claimed = Reallocation.objects.filter(
+        pk=reallocation_id, status__in=[Reallocation.Status.QUEUED, Reallocation.Status.RUNNING]
+    ).update(status=Reallocation.Status.RUNNING, started_at=timezone.now(), periods_done=0, attempts=F("attempts") + 1)
+    if claimed != 1:
+        return None
+    pairs = _periods()
+    Reallocation.objects.filter(pk=reallocation_id).update(periods_total=len(pairs))
+    if on_progress:
+        on_progress(0, len(pairs))
+    try:
+        for done, (source_id, start) in enumerate(pairs, 1):
+            with transaction.atomic():
+                BillingSource.objects.select_for_update().filter(pk=source_id).first()
+                refresh_periods(source_id=source_id, period_starts=[start])
+            Reallocation.objects.filter(pk=reallocation_id).update(periods_done=done)
+            if on_progress:
+                on_progress(done, len(pairs))
+    except (OperationalError, InterfaceError):  # the database went away: the task retries
+        raise
+    except Exception as exc:
+        logger.exception("re-allocation %s failed", reallocation_id)
+        reallocation_give_up(reallocation_id=reallocation_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    Reallocation.objects.filter(pk=reallocation_id).update(
+        status=Reallocation.Status.SUCCEEDED, finished_at=timezone.now(), error=""
+    )
+    return Reallocation.objects.get(pk=reallocation_id)
+
+
+def reallocation_give_up(*, reallocation_id: int, error: str) -> None:
+    """Record a re-allocation as failed: the periods it finished keep the new allocation, the others the
+    earlier one (each period is whole either way)."""
+    Reallocation.objects.filter(pk=reallocation_id).update(
+        status=Reallocation.Status.FAILED, error=error[:2000], finished_at=timezone.now()
+    )
+
+
+def reallocations_run_pending(*, on_progress: Callable[[int, int], None] | None = None) -> list[Reallocation]:
+    """Run the waiting re-allocations here, oldest first (the command line, the demo)."""
+    finished = []
+    waiting = Reallocation.objects.filter(status=Reallocation.Status.QUEUED).order_by("created_at", "pk")
+    for pk in list(waiting.values_list("pk", flat=True)):
+        done = reallocation_run(reallocation_id=pk, on_progress=on_progress)
+        if done is not None:
+            finished.append(done)
+    return finished
 
 
 # --- Units of service ----------------------------------------------------------------------------------------

@@ -22,5 +22,7 @@ urlpatterns = [
     path("rules/preview/", views.RulePreviewView.as_view(), name="rule-preview"),
     path("rules/<int:pk>/edit/", views.RuleFormView.as_view(), name="rule-edit"),
     path("rules/<int:pk>/delete/", views.RuleDeleteView.as_view(), name="rule-delete"),
+    path("rules/reallocation/", views.ReallocationStatusView.as_view(), name="reallocation-status"),
+    path("rules/reallocate/", views.ReallocateView.as_view(), name="reallocate"),
     path("units/", views.UnitsView.as_view(), name="units"),
 ]

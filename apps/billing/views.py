@@ -9,7 +9,6 @@ from decimal import Decimal
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -46,13 +45,6 @@ def _empty_state() -> dict:
     return {"source_name": BILLING_SOURCE, "source_help": SOURCE_HELP}
 
 
-def allocation_rule_delete(*, rule: AllocationRule) -> None:
-    """Remove a rule and re-allocate what it claimed (the page and the API both delete this way)."""
-    with transaction.atomic():
-        rule.delete()
-        services.allocation_rules_changed()
-
-
 def _decimal_text(value: Decimal | None) -> str:
     if value is None:
         return ""
@@ -71,6 +63,7 @@ def unit_cost_context(request, *, cost: str, trend_service: str) -> dict:
         "cost": cost,
         "cost_label": dict(reports.COST_CHOICES)[cost],
         "to_date": period.start <= localdate() < period.end,
+        "reallocation": reports.reallocation_current(),
         **_empty_state(),
     }
     if not report.has_data:
@@ -361,7 +354,28 @@ class RuleListView(RoleRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         period = request_period(self.request)
         rules = AllocationRule.objects.select_related("service", "environment", "location").order_by("order", "pk")
-        return super().get_context_data(rules=rules, totals=reports.cost_totals(period.start, period.end), **kwargs)
+        return super().get_context_data(
+            rules=rules,
+            totals=reports.cost_totals(period.start, period.end),
+            reallocation=reports.reallocation_current(),
+            **kwargs,
+        )
+
+
+class ReallocationStatusView(RoleRequiredMixin, View):
+    """The fragment the rules page polls while cost is re-allocated; it stops polling once that is done."""
+
+    def get(self, request):
+        return render(request, "billing/rules.html#reallocation", {"reallocation": reports.reallocation_current()})
+
+
+class ReallocateView(AdminRequiredMixin, View):
+    """Re-allocate every stored period with the current rules (after a failed or lost re-allocation)."""
+
+    def post(self, request):
+        services.allocation_rules_changed(reason="re-allocation asked for on the rules page", user=request.user)
+        messages.success(request, "A worker re-allocates the stored cost (progress below).")
+        return redirect("billing:rules")
 
 
 class RuleFormView(AdminRequiredMixin, View):
@@ -386,11 +400,11 @@ class RuleFormView(AdminRequiredMixin, View):
             context["preview"] = reports.rule_preview(form.instance)
             return render(request, self.template_name, context)
         try:
-            saved = services.allocation_rule_save(rule=form.instance)
+            saved = services.allocation_rule_save(rule=form.instance, user=request.user)
         except ApplicationError as exc:
             form.add_error(None, str(exc))
             return render(request, self.template_name, context)
-        messages.success(request, f"Rule {saved.name} saved; cost is re-allocated and the rollups rebuilt.")
+        messages.success(request, f"Rule {saved.name} saved; a worker re-allocates the stored cost (progress below).")
         return redirect("billing:rules")
 
 
@@ -411,8 +425,8 @@ class RuleDeleteView(AdminRequiredMixin, View):
     def post(self, request, pk):
         rule = get_object_or_404(AllocationRule, pk=pk)
         name = rule.name
-        allocation_rule_delete(rule=rule)
-        messages.success(request, f"Rule {name} deleted; cost is re-allocated and the rollups rebuilt.")
+        services.allocation_rule_delete(rule=rule, user=request.user)
+        messages.success(request, f"Rule {name} deleted; a worker re-allocates the stored cost (progress below).")
         if request.htmx:  # the confirmed htmx delete: load the list page again
             return HttpResponse(headers={"HX-Redirect": reverse("billing:rules")})
         return redirect("billing:rules")

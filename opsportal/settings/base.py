@@ -323,6 +323,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EnvironmentKindEnum": "apps.catalog.models.Environment.Kind",
         "LocationKindEnum": "apps.catalog.models.Location.Kind",
+        "RunStatusEnum": "apps.billing.models.Reallocation.Status",
     },
 }
 

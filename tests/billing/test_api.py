@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from apps.accounts.roles import Role
 from apps.accounts.services import api_token_create
-from apps.billing import reports
-from apps.billing.models import AllocationRule, BillingImport, BillingSource, CostRollup, UnitVolume
+from apps.billing import reports, services
+from apps.billing.models import AllocationRule, BillingImport, BillingLineItem, BillingSource, CostRollup, UnitVolume
 from tests.factories import ServiceFactory
 
 from .money import assert_money_equal
@@ -254,6 +254,20 @@ def test_rules_are_created_previewed_changed_and_deleted_with_reallocation(scena
 
     response = _json(admin, "post", reverse("billing-rule-list"), rule)
     assert response.status_code == 201, response.json()
+    reallocation = response.json()["reallocation"]
+    assert (reallocation["status"], reallocation["reason"]) == ("queued", "rule Sandbox added")
+    assert_money_equal(_unallocated(), "20")  # a worker has not re-allocated yet
+    follow = reverse("billing-reallocation-detail", args=[reallocation["id"]])
+    assert admin.get(follow).json()["status"] == "queued"
+    services.reallocations_run_pending()  # what the worker runs
+    done = admin.get(follow).json()
+    periods = len(set(BillingLineItem.objects.values_list("source_id", "billing_period_start")))
+    assert (done["status"], done["periods_done"], done["periods_total"], done["percent"]) == (
+        "succeeded",
+        periods,
+        periods,
+        100,
+    )
     assert_money_equal(_unallocated(), "0")
     pk = response.json()["id"]
 
@@ -262,11 +276,27 @@ def test_rules_are_created_previewed_changed_and_deleted_with_reallocation(scena
         admin, "patch", reverse("billing-rule-detail", args=[shared.pk]), {"spread": "weights", "weights": {"beta": 1}}
     )
     assert response.status_code == 200 and response.json()["weights"] == {"beta": 1}
+    assert response.json()["reallocation"]["reason"] == "rule Shared account changed"
+    services.reallocations_run_pending()
     beta = next(r for r in reports.unit_cost_report(MARCH).rows if r.service.slug == "beta")
     assert_money_equal(beta.current.shared, "80")  # all of the shared account, by weight
 
     assert admin.delete(reverse("billing-rule-detail", args=[pk])).status_code == 204
+    services.reallocations_run_pending()
     assert_money_equal(_unallocated(), "20")
+    listed = admin.get(reverse("billing-reallocation-list"), {"status": "succeeded"}).json()["results"]
+    assert listed[0]["reason"] == "rule Sandbox deleted"
+
+
+def test_a_reallocation_is_asked_for_by_the_api_and_changes_join_the_waiting_one(scenario, admin, cfo):
+    assert cfo.post(reverse("billing-reallocation-list")).status_code == 403
+    first = admin.post(reverse("billing-reallocation-list"))
+    assert first.status_code == 202 and first.json()["status"] == "queued"
+    second = admin.post(reverse("billing-reallocation-list")).json()
+    assert (second["id"], second["changes"]) == (first.json()["id"], 2)  # joined, not queued twice
+    [done] = services.reallocations_run_pending()
+    assert done.pk == second["id"] and done.status == "succeeded"
+    assert admin.post(reverse("billing-reallocation-list")).json()["id"] != done.pk  # finished: a new one
 
 
 BAD_REGEX = "'gpu-[' is not a valid regular expression: unterminated character set at position 4"

@@ -6,13 +6,15 @@ import re
 from datetime import date, timedelta
 from decimal import Decimal
 from html import unescape
+from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
 
 from apps.accounts.roles import Role
-from apps.billing import reports
-from apps.billing.models import AllocationRule, CostRollup, UnitVolume
+from apps.billing import reports, services
+from apps.billing.models import AllocationRule, BillingLineItem, CostRollup, Reallocation, UnitVolume
+from apps.billing.rollups import refresh_periods
 from tests.factories import ServiceFactory
 
 from .money import assert_money_equal
@@ -264,9 +266,35 @@ def test_bad_rules_are_refused_with_what_is_wrong_and_nothing_changes(scenario, 
     assert message in preview and 'data-testid="preview-errors"' in preview
 
 
-def test_saving_a_rule_reallocates_and_deleting_it_gives_the_cost_back(scenario, admin):
-    response = admin.post(reverse("billing:rule-create"), _rule_data(service=str(scenario.alpha.pk)))
+def test_saving_a_rule_queues_a_reallocation_the_pages_follow_and_deleting_it_gives_the_cost_back(
+    scenario, admin, cfo, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as sent:
+        response = admin.post(reverse("billing:rule-create"), _rule_data(service=str(scenario.alpha.pk)))
     assert response.status_code == 302 and response["Location"] == reverse("billing:rules")
+    assert len(sent) == 1  # the worker's task, sent once the rule is committed
+    # Until a worker has re-allocated, the figures are those of the earlier rules, and the pages say so.
+    assert_money_equal(reports.unit_cost_report(MARCH).totals.unallocated, "20.00")
+    status_url = reverse("billing:reallocation-status")
+    page = _text(admin.get(reverse("billing:rules")))
+    assert f'hx-get="{status_url}" hx-trigger="every 1s"' in page
+    assert "Re-allocation queued: waiting for a worker" in page and "after rule Sandbox to alpha added" in page
+    unit_cost = _text(cfo.get(reverse("billing:unit-cost"), {"period": "2026-03"}))
+    assert 'data-testid="reallocating"' in unit_cost and "a worker is re-allocating the stored cost" in unit_cost
+
+    periods = len(set(BillingLineItem.objects.values_list("source_id", "billing_period_start")))
+    queued = Reallocation.objects.filter(pk=Reallocation.objects.get(status=Reallocation.Status.QUEUED).pk)
+    queued.update(status=Reallocation.Status.RUNNING, periods_done=1, periods_total=periods)  # a worker at work
+    fragment = _text(cfo.get(status_url))
+    assert "<html" not in fragment and "every 1s" in fragment
+    assert f"1 of {periods} billing periods re-allocated and rolled up" in fragment
+    queued.update(status=Reallocation.Status.QUEUED)
+
+    services.reallocations_run_pending()  # what the worker runs
+    fragment = _text(cfo.get(status_url))
+    assert "hx-trigger" not in fragment and 'data-status="succeeded"' in fragment  # done: polling stops
+    assert f"({periods} billing periods) after rule Sandbox to alpha added" in fragment
+    assert 'data-testid="reallocating"' not in _text(cfo.get(reverse("billing:unit-cost"), {"period": "2026-03"}))
     report = reports.unit_cost_report(MARCH)
     assert_money_equal(report.totals.unallocated, "0")
     alpha = next(r for r in report.rows if r.service.slug == "alpha")
@@ -276,7 +304,36 @@ def test_saving_a_rule_reallocates_and_deleting_it_gives_the_cost_back(scenario,
     rule = AllocationRule.objects.get(name="Sandbox to alpha")
     response = admin.post(reverse("billing:rule-delete", args=[rule.pk]))
     assert response.status_code == 302
+    services.reallocations_run_pending()
     assert_money_equal(reports.unit_cost_report(MARCH).totals.unallocated, "20.00")
+    assert Reallocation.objects.first().reason == "rule Sandbox to alpha deleted"
+
+
+def test_a_failed_reallocation_is_shown_and_an_admin_can_start_another(scenario, admin, cfo, monkeypatch):
+    services.allocation_rule_save(rule=AllocationRule.objects.get(name="GPU nodes"))
+    calls = []
+
+    def fail_on_the_second_period(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        refresh_periods(**kwargs)
+
+    monkeypatch.setattr(services, "refresh_periods", fail_on_the_second_period)
+    with pytest.raises(RuntimeError):
+        services.reallocations_run_pending()
+    failed = Reallocation.objects.get(status=Reallocation.Status.FAILED)
+    assert (failed.status, failed.periods_done) == ("failed", 1) and "disk full" in failed.error
+    html = _text(cfo.get(reverse("billing:rules")))
+    assert "Re-allocation after rule GPU nodes changed failed: RuntimeError: disk full" in html
+    assert 'data-testid="reallocate-button"' not in html  # executives read; only admins act
+    assert 'data-testid="reallocate-button"' in _text(admin.get(reverse("billing:rules")))
+    monkeypatch.undo()
+
+    assert admin.post(reverse("billing:reallocate")).status_code == 302
+    [again] = services.reallocations_run_pending()
+    assert again.status == "succeeded" and again.reason == "re-allocation asked for on the rules page"
+    assert again.requested_by.role == Role.ADMIN
 
 
 def test_editing_a_rule_keeps_its_weights_readable(scenario, admin):
@@ -287,6 +344,7 @@ def test_editing_a_rule_keeps_its_weights_readable(scenario, admin):
     rule.refresh_from_db()
     assert rule.weights == {"alpha": 1, "beta": 3}
     assert "alpha=1, beta=3" in admin.get(reverse("billing:rule-edit", args=[rule.pk])).content.decode()
+    services.reallocations_run_pending()
     report = reports.unit_cost_report(MARCH)
     assert_money_equal(next(r for r in report.rows if r.service.slug == "beta").current.shared, "60.00")
 
@@ -342,6 +400,7 @@ def test_preview_without_javascript_and_a_confirmed_htmx_delete(scenario, admin)
     response = admin.post(reverse("billing:rule-delete", args=[rule.pk]), headers={"HX-Request": "true"})
     assert response.status_code == 200 and response["HX-Redirect"] == reverse("billing:rules")
     assert not AllocationRule.objects.filter(pk=rule.pk).exists()
+    services.reallocations_run_pending()  # what the worker runs
     # alpha's tagged 150.00 is unallocated now (the GPU node still goes to beta by its resource rule).
     assert_money_equal(reports.unit_cost_report(MARCH).totals.unallocated, "170.00")
 
@@ -357,7 +416,9 @@ def test_deleting_a_rule_in_the_admin_site_reallocates(scenario, role_client, us
     from apps.billing.models import AllocationRule as Rule
 
     rule = Rule.objects.get(name="Alpha")
-    site._registry[Rule].delete_model(request=None, obj=rule)
+    site._registry[Rule].delete_model(request=SimpleNamespace(user=users[Role.ADMIN]), obj=rule)
+    [done] = services.reallocations_run_pending()  # what the worker runs
+    assert done.reason == "rule Alpha deleted" and done.requested_by == users[Role.ADMIN]
     assert_money_equal(reports.unit_cost_report(MARCH).totals.unallocated, "170.00")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from apps.billing import kpis, reports, services
-from apps.billing.models import AllocationRule, BillingImport, BillingSource, UnitVolume
+from apps.billing.models import AllocationRule, BillingImport, BillingLineItem, BillingSource, Reallocation, UnitVolume
 from apps.core.periods import parse_period
 from apps.kpis.registry import KpiFilters
 from tests.factories import EnvironmentFactory, ServiceFactory
@@ -97,7 +97,10 @@ def import_items(folder: Path, name: str, items: list[dict], source: BillingSour
 
 
 def save_rule(**fields) -> AllocationRule:
-    return services.allocation_rule_save(rule=AllocationRule(**fields))
+    """Save a rule and run the re-allocation a worker would."""
+    rule = services.allocation_rule_save(rule=AllocationRule(**fields))
+    services.reallocations_run_pending()
+    return rule
 
 
 def store_units(service, **per_day) -> None:
@@ -205,12 +208,21 @@ def test_even_and_weighted_spreads_reallocate_when_the_rule_changes(scenario):
     rule = AllocationRule.objects.get(name="Shared account")
     rule.spread = AllocationRule.Spread.EVEN
     services.allocation_rule_save(rule=rule)
+    # Saved, not yet re-allocated: the figures stay those of the earlier rules until the worker has run.
+    report = reports.unit_cost_report(MARCH)
+    assert_money_equal(_row(report, "alpha").current.shared, Decimal(80) * 150 / 400)  # by direct cost still
+    waiting = Reallocation.objects.get(status=Reallocation.Status.QUEUED)
+    assert waiting.reason == "rule Shared account changed"
+    [done] = services.reallocations_run_pending()
+    periods = len(set(BillingLineItem.objects.values_list("source_id", "billing_period_start")))
+    assert (done.pk, done.status, done.periods_done, done.periods_total) == (waiting.pk, "succeeded", periods, periods)
     report = reports.unit_cost_report(MARCH)
     assert_money_equal(_row(report, "alpha").current.shared, "40.00")  # 80 / 2
     assert_money_equal(_row(report, "beta").current.shared, "40.00")
 
     rule.spread, rule.weights = AllocationRule.Spread.WEIGHTS, {"alpha": 1, "beta": 3}
     services.allocation_rule_save(rule=rule)
+    services.reallocations_run_pending()
     report = reports.unit_cost_report(MARCH)
     assert_money_equal(_row(report, "alpha").current.cost, "170.00")  # 150 + 80 x 1/4
     assert_money_equal(_row(report, "beta").current.cost, "310.00")  # 250 + 80 x 3/4
@@ -219,16 +231,19 @@ def test_even_and_weighted_spreads_reallocate_when_the_rule_changes(scenario):
 
 def test_first_matching_rule_wins_and_unmatched_cost_is_never_dropped(scenario):
     # Without the resource rule the GPU node's 50.00 goes to alpha by its tag.
-    AllocationRule.objects.get(name="GPU nodes").delete()
-    services.allocation_rules_changed()
+    services.allocation_rule_delete(rule=AllocationRule.objects.get(name="GPU nodes"))
+    services.reallocations_run_pending()
     report = reports.unit_cost_report(MARCH)
     # Direct: alpha 200, beta 200; shared 80 split 40/40.
     assert_money_equal(_row(report, "alpha").current.cost, "240.00")
     assert_money_equal(_row(report, "beta").current.cost, "240.00")
     # With no rule at all every cent is unallocated, and still counted.
-    for rule in AllocationRule.objects.all():
-        rule.delete()
-    services.allocation_rules_changed()
+    remaining = list(AllocationRule.objects.all())
+    for rule in remaining:
+        services.allocation_rule_delete(rule=rule)
+    # One re-allocation takes in every change made while it waited for a worker.
+    assert Reallocation.objects.filter(status=Reallocation.Status.QUEUED).get().changes == len(remaining)
+    services.reallocations_run_pending()
     report = reports.unit_cost_report(MARCH)
     assert_money_equal(report.totals.unallocated, "500.00")
     assert_money_equal(report.totals.total, "500.00")

@@ -4,8 +4,6 @@ The upload is imported by a real Celery worker process on the billing queue, as 
 """
 
 import re
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from apps.accounts.roles import Role
 from tests.billing.test_unit_cost import MARCH_ITEMS, focus_file
 from tests.factories import ServiceFactory, UserFactory
-from tests.utils import ROOT, child_env, current_database_url
+from tests.utils import start_worker, stop_worker
 
 pytestmark = [pytest.mark.browser]
 
@@ -57,24 +55,11 @@ def test_cfo_reads_unit_cost_and_explores_cost_with_demo_data(demo, login, porta
 @pytest.fixture
 def billing_worker():
     """A Celery worker on the billing queue, on the test database."""
-    name = f"billing-{uuid.uuid4().hex[:8]}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "-Q", "billing", "-n", f"{name}@localhost",
-         "--pool=solo", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-        cwd=ROOT,
-        env=child_env(DATABASE_URL=current_database_url()),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
+    proc = start_worker("billing", f"billing-{uuid.uuid4().hex[:8]}")
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_worker(proc)
 
 
 def test_admin_uploads_a_file_watches_it_import_and_allocates_it_with_a_previewed_rule(
@@ -119,6 +104,13 @@ def test_admin_uploads_a_file_watches_it_import_and_allocates_it_with_a_previewe
     assert page.locator("[data-testid=preview-unallocated]").inner_text().startswith("200.00 USD (3 items)")
     page.click("[data-testid=save-button]")
     page.wait_for_selector("[data-rule='Alpha by tag']")
+    # The worker re-allocates the stored cost; the rules page follows it until it is done.
+    try:
+        page.wait_for_selector("[data-testid=reallocation][data-status=succeeded]", timeout=90_000)
+    except Exception:
+        billing_worker.terminate()
+        pytest.fail(f"the re-allocation did not finish; worker log:\n{billing_worker.communicate(timeout=20)[0]}")
+    assert "after rule Alpha by tag added" in page.locator("[data-testid=reallocation-text]").inner_text()
 
     page.goto(f"{portal.url}/costs/?period=2026-03")
     alpha = page.locator("[data-testid=unit-cost-table] tr[data-service=alpha]").inner_text()

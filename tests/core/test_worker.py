@@ -1,7 +1,5 @@
 """A real Celery worker process, on the configured broker, runs a task whose effect lands in the database."""
 
-import subprocess
-import sys
 import time
 import uuid
 
@@ -9,7 +7,7 @@ import pytest
 
 from apps.core.models import WorkerHeartbeat
 from apps.core.tasks import heartbeat_task
-from tests.utils import ROOT, child_env, current_database_url
+from tests.utils import start_worker, stop_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -19,37 +17,11 @@ def worker():
     """Start `celery worker` on a queue of its own, so no other worker can take the test's task."""
     name = f"test-{uuid.uuid4().hex[:8]}"
     queue = f"q-{name}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "opsportal",
-            "worker",
-            "-Q",
-            queue,
-            "-n",
-            f"{name}@localhost",
-            "--pool=solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=INFO",
-        ],
-        cwd=ROOT,
-        env=child_env(DATABASE_URL=current_database_url()),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_worker(queue, name)
     try:
         yield {"hostname": f"{name}@localhost", "queue": queue, "proc": proc}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_worker(proc)
 
 
 def test_worker_process_runs_a_task_and_writes_to_the_database(worker):

@@ -3,7 +3,7 @@
 The unit cost and cost explorer pages themselves are listed in core.py.
 """
 
-from apps.billing.models import AllocationRule, BillingImport, BillingSource
+from apps.billing.models import AllocationRule, BillingImport, BillingSource, Reallocation
 
 from . import (
     ADM,
@@ -30,6 +30,7 @@ def setup(users) -> None:
         source=source, filename="matrix.csv", trigger=BillingImport.Trigger.UPLOAD, status=BillingImport.Status.FAILED
     )
     AllocationRule.objects.create(name="matrix-rule", match="tag", tag_key="team", value="matrix", shared=True)
+    Reallocation.objects.create(reason="matrix", status=Reallocation.Status.SUCCEEDED)
 
 
 def _source() -> dict:
@@ -38,6 +39,10 @@ def _source() -> dict:
 
 def _import() -> dict:
     return {"pk": BillingImport.objects.get(filename="matrix.csv").pk}
+
+
+def _reallocation() -> dict:
+    return {"pk": Reallocation.objects.get(reason="matrix").pk}
 
 
 def _rule() -> dict:
@@ -65,6 +70,8 @@ MATRIX = [
     Route("billing:rule-edit", "get", ADMIN_PAGE, kwargs=_rule),
     Route("billing:rule-edit", "post", ADMIN_FORM_POST, kwargs=_rule),
     Route("billing:rule-delete", "post", ADMIN_ACTION_POST, kwargs=_rule),
+    Route("billing:reallocation-status", "get", PAGE),
+    Route("billing:reallocate", "post", ADMIN_ACTION_POST),
     Route("billing:units", "get", PAGE),
     Route("billing:units", "post", ADMIN_FORM_POST),
     # API
@@ -82,6 +89,9 @@ MATRIX = [
     Route("billing-rule-detail", "patch", API_UPDATE_ADMIN, kwargs=_rule, json=True),
     Route("billing-rule-detail", "delete", API_DELETE_ADMIN, kwargs=_rule),
     Route("billing-rule-preview", "post", API_WRITE_ADMIN, json=True),
+    Route("billing-reallocation-list", "get", API_READ),
+    Route("billing-reallocation-list", "post", API_ACCEPTED_ADMIN, json=True),
+    Route("billing-reallocation-detail", "get", API_READ, kwargs=_reallocation),
     Route("billing-units", "get", API_READ),
     Route("billing-units", "post", API_WRITE_ADMIN, json=True),
     Route("billing-unit-costs", "get", API_READ),

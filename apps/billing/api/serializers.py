@@ -20,7 +20,7 @@ from ..forms import (
     rule_problems,
     weights_json,
 )
-from ..models import AllocationRule, BillingImport, BillingSource, UnitVolume
+from ..models import AllocationRule, BillingImport, BillingSource, Reallocation, UnitVolume
 from ..reports import COST_FIELDS, DIMENSIONS, GRAINS
 
 DECIMAL_SCHEMA = {"type": "string", "format": "decimal", "example": "1234.56"}
@@ -167,6 +167,30 @@ class BillingUploadSerializer(serializers.Serializer):
 # --- Allocation rules ---------------------------------------------------------------------------------------
 
 
+class ReallocationSerializer(serializers.ModelSerializer):
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Reallocation
+        fields = [
+            "id",
+            "status",
+            "reason",
+            "changes",
+            "requested_by",
+            "periods_done",
+            "periods_total",
+            "percent",
+            "error",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
 class AllocationRuleSerializer(serializers.ModelSerializer):
     service = serializers.SlugRelatedField(
         slug_field="slug", queryset=Service.objects.all(), allow_null=True, required=False
@@ -242,6 +266,17 @@ class RulePreviewTakenSerializer(serializers.Serializer):
     rule = serializers.CharField()
     line_items = serializers.IntegerField()
     effective_cost = MoneyField()
+
+
+class AllocationRuleChangeSerializer(AllocationRuleSerializer):
+    """A saved rule, with the re-allocation that takes the change in (documents the answer)."""
+
+    reallocation = ReallocationSerializer(
+        read_only=True, allow_null=True, help_text="The worker's re-allocation of every stored period."
+    )
+
+    class Meta(AllocationRuleSerializer.Meta):
+        fields = [*AllocationRuleSerializer.Meta.fields, "reallocation"]
 
 
 class RulePreviewSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ router = SimpleRouter()
 router.register("billing/sources", views.BillingSourceViewSet, basename="billing-source")
 router.register("billing/imports", views.BillingImportViewSet, basename="billing-import")
 router.register("billing/rules", views.AllocationRuleViewSet, basename="billing-rule")
+router.register("billing/reallocations", views.ReallocationViewSet, basename="billing-reallocation")
 
 urlpatterns = [
     path("billing/units/", views.UnitVolumesView.as_view(), name="billing-units"),

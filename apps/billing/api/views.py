@@ -17,8 +17,7 @@ from apps.catalog.models import Service
 from apps.core.exceptions import ApplicationError, QueueUnavailable
 
 from .. import anomalies, reports, services
-from ..models import AllocationRule, BillingImport, BillingSource, UnitVolume
-from ..views import allocation_rule_delete
+from ..models import AllocationRule, BillingImport, BillingSource, Reallocation, UnitVolume
 from . import serializers as s
 
 MAX_UNIT_ITEMS = 20_000
@@ -100,24 +99,41 @@ class BillingImportViewSet(
 
 @extend_schema_view(
     list=extend_schema(summary="Allocation rules in the order they run"),
-    create=extend_schema(summary="Add a rule (admins); re-allocates every stored period"),
+    create=extend_schema(
+        summary="Add a rule (admins); a worker then re-allocates every stored period",
+        description="The response's `reallocation` is that re-allocation: follow it at billing/reallocations/{id}/.",
+        responses={201: s.AllocationRuleChangeSerializer},
+    ),
     retrieve=extend_schema(summary="One allocation rule"),
-    update=extend_schema(summary="Change a rule (admins); re-allocates every stored period"),
-    partial_update=extend_schema(summary="Change some fields of a rule (admins); re-allocates every stored period"),
-    destroy=extend_schema(summary="Delete a rule (admins); re-allocates every stored period"),
+    update=extend_schema(
+        summary="Change a rule (admins); a worker then re-allocates every stored period",
+        responses={200: s.AllocationRuleChangeSerializer},
+    ),
+    partial_update=extend_schema(
+        summary="Change some fields of a rule (admins); a worker then re-allocates every stored period",
+        responses={200: s.AllocationRuleChangeSerializer},
+    ),
+    destroy=extend_schema(summary="Delete a rule (admins); a worker then re-allocates every stored period"),
 )
 class AllocationRuleViewSet(viewsets.ModelViewSet):
     queryset = AllocationRule.objects.select_related("service", "environment", "location").order_by("order", "pk")
     serializer_class = s.AllocationRuleSerializer
 
     def perform_create(self, serializer):
-        serializer.instance = services.allocation_rule_save(rule=serializer.rule)
+        serializer.instance = services.allocation_rule_save(rule=serializer.rule, user=self.request.user)
 
     def perform_update(self, serializer):
-        serializer.instance = services.allocation_rule_save(rule=serializer.rule)
+        serializer.instance = services.allocation_rule_save(rule=serializer.rule, user=self.request.user)
 
     def perform_destroy(self, instance):
-        allocation_rule_delete(rule=instance)
+        services.allocation_rule_delete(rule=instance, user=self.request.user)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # A saved rule's answer says which re-allocation takes it in.
+        if self.action in ("create", "update", "partial_update") and response.status_code in (200, 201):
+            current = reports.reallocation_current()
+            response.data["reallocation"] = s.ReallocationSerializer(current).data if current else None
+        return super().finalize_response(request, response, *args, **kwargs)
 
     @extend_schema(
         summary="What a rule would claim, without saving it (admins)",
@@ -129,6 +145,25 @@ class AllocationRuleViewSet(viewsets.ModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(s.RulePreviewSerializer(reports.rule_preview(serializer.rule)).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Re-allocations after rule changes, newest first"),
+    retrieve=extend_schema(summary="One re-allocation with its progress (billing periods done of all)"),
+)
+class ReallocationViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Reallocation.objects.select_related("requested_by").order_by("-created_at", "-pk")
+    serializer_class = s.ReallocationSerializer
+    filterset_fields = ["status"]
+
+    @extend_schema(
+        summary="Re-allocate every stored period with the current rules (admins); a worker does it",
+        request=None,
+        responses={202: s.ReallocationSerializer},
+    )
+    def create(self, request, *args, **kwargs):
+        reallocation = services.allocation_rules_changed(reason="re-allocation asked for by the API", user=request.user)
+        return Response(s.ReallocationSerializer(reallocation).data, status=status.HTTP_202_ACCEPTED)
 
 
 class UnitVolumesView(GenericAPIView):
