@@ -458,7 +458,11 @@ def reallocation_run(
     ).update(status=Reallocation.Status.RUNNING, started_at=timezone.now(), periods_done=0, attempts=F("attempts") + 1)
     if claimed != 1:
         return None
-    pairs = _periods()
+    with transaction.atomic():
+        # Imports in flight may have read the rules before they changed: wait until they have committed, so
+        # that their periods are listed too (an import that starts later reads the changed rules).
+        list(BillingSource.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
+        pairs = _periods()
     Reallocation.objects.filter(pk=reallocation_id).update(periods_total=len(pairs))
     if on_progress:
         on_progress(0, len(pairs))
