@@ -55,7 +55,13 @@ with open({sample!r}, "rb") as fh:
     api_upload = api.post("/api/v1/billing/imports/", {{"source": source.pk, "file": fh}}, format="multipart")
 folder = BillingSource.objects.create(name="redis-outage-folder", location={folder!r})
 pull = admin.post(reverse("billing:source-pull", args=[folder.pk]))
+from apps.billing import services as billing
+from apps.billing.models import AllocationRule, Reallocation
+billing.allocation_rule_save(rule=AllocationRule(name="outage", match="tag", tag_key="team", value="x", shared=True))
+reallocation = Reallocation.objects.latest("pk")
 result = {{
+    "rule_saved": AllocationRule.objects.filter(name="outage").exists(), "realloc_status": reallocation.status,
+    "realloc_error": reallocation.error, "rules_page": admin.get(reverse("billing:rules")).content.decode(),
     "pull_code": pull.status_code, "pull_page": pull.content.decode(),
     "api_upload_code": api_upload.status_code, "api_upload": api_upload.json(),
     "health": health.status_code, "report": health.json(), "upload_code": page.status_code,
@@ -138,6 +144,11 @@ def test_tasks_queued_or_running_when_redis_restarts_each_take_effect_once(impor
             assert web["pull_code"] == 503, web["pull_page"][-3000:]
             assert "The task queue is unreachable" in web["pull_page"]
             assert "could not be queued" in web["pull_page"]
+            # A rule saved meanwhile stands; its re-allocation is shown failed, with a button to start another.
+            assert web["rule_saved"] and web["realloc_status"] == "failed"
+            assert "could not be queued: the task broker is unreachable" in web["realloc_error"]
+            assert "Re-allocation after rule outage added failed" in web["rules_page"]
+            assert 'data-testid="reallocate-button"' in web["rules_page"]
             wait_for(
                 lambda: "Connection to broker lost" in worker.log() or "Cannot connect" in worker.log(),
                 timeout=30,
