@@ -405,7 +405,9 @@ def test_preview_without_javascript_and_a_confirmed_htmx_delete(scenario, admin)
     assert_money_equal(reports.unit_cost_report(MARCH).totals.unallocated, "170.00")
 
 
-@pytest.mark.parametrize("model", ["billingsource", "billingimport", "allocationrule", "unitvolume", "costrollup"])
+@pytest.mark.parametrize(
+    "model", ["billingsource", "billingimport", "allocationrule", "reallocation", "unitvolume", "costrollup"]
+)
 def test_admin_site_lists_billing_records(scenario, admin, model):
     assert admin.get(reverse(f"admin:billing_{model}_changelist")).status_code == 200
 
