@@ -409,6 +409,22 @@ class _Column:
         self.starts = offsets[:-1] - offsets[0]
         self.data = self.data[offsets[0] : offsets[-1]]
         self.lengths = np.diff(offsets)
+        self.raw = np.frombuffer(self.data, dtype=np.uint8)
+
+    def equal(self, text: str):
+        """Cells that are exactly ``text``, or None when there are none: only cells of its length are compared,
+        byte by byte (most columns hold none of the few texts asked for, and few cells of their lengths)."""
+        target = text.encode()
+        at = np.flatnonzero(self.lengths == len(target))
+        for k, byte in enumerate(target):
+            if not len(at):
+                return None
+            at = at[self.raw[self.starts[at] + k] == byte]
+        if not len(at):
+            return None
+        mask = np.zeros(len(self.lengths), dtype=bool)
+        mask[at] = True
+        return pa.array(mask)
 
     def empty(self):
         """Empty cells, or None when there are none."""
@@ -419,7 +435,7 @@ class _Column:
         """Cells that start with a byte that may begin whitespace (as str.isspace() sees it), or None."""
         if not self.data:
             return None
-        raw = np.frombuffer(self.data, dtype=np.uint8)
+        raw = self.raw
         first = raw[np.minimum(self.starts, len(raw) - 1)]
         mask = (self.lengths > 0) & ((first <= 0x20) | (first >= 0x80))
         return pa.array(mask) if mask.any() else None
@@ -508,9 +524,7 @@ class _Block:
 
     def _kind(self, column: str, col: _Column, *, placeholders: bool):
         """Cells that hold no value (None: all do); notes the nulls written as NULL, empty or placeholder."""
-        c = col.array
-        # A cell can only equal a text that occurs in the column's bytes (most columns hold none of them).
-        null = _hits(pc.equal(c, "NULL")) if b"NULL" in col.data else None
+        null = col.equal("NULL")
         empty = self._or(col.empty(), self._blank(col))
         self.note("null-literal", column, null)
         self.note("empty-string", column, empty)
@@ -518,8 +532,7 @@ class _Block:
         if placeholders:
             found = None
             for text in sorted(FocusMapper.placeholders):
-                if text.encode() in col.data:
-                    found = self._or(found, _hits(pc.equal(c, text)))
+                found = self._or(found, col.equal(text))
             if found is not None:
                 self.note("placeholder", column, found)
                 special = self._or(special, found)
