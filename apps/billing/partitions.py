@@ -8,8 +8,9 @@ it with FREEZE (no later pass to set visibility hints), and its b-tree indexes a
 rows, instead of row by row. Partial indexes on columns an import leaves empty (the allocation keys) are
 created first: they cost nothing per row.
 
-A line item's id is its import's id times 2**32 plus its row number: unique across partitions without a
-sequence to ask per row (the primary key of a partitioned table holds its partition key too).
+A line item's id is its import's id times 2**32 plus its row number: unique across partitions by
+construction, without a sequence to ask per row nor a unique index to build per import (nothing reads line
+items by id: migration 0007 dropped the primary key's index, which cost each import a pass over its rows).
 
 An import whose rows were all replaced by later imports, or deleted, leaves an empty partition, which
 ``drop_empty`` removes after the import's transaction. Other databases (the embedded SQLite) keep one table.
