@@ -293,7 +293,7 @@ def run(
     try:
         stream = pacsv.open_csv(
             pa.PythonFile(source, mode="r"),
-            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names, block_size=BLOCK_BYTES),
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names, block_size=BLOCK_BYTES, use_threads=False),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, _STRING),
@@ -678,24 +678,22 @@ class _Block:
         rows = np.arange(self.offset + 2, self.offset + 2 + self.n, dtype=np.int64)
         out = [
             pc.cast(pa.array(rows + partitions.line_item_id(self.import_id, 0)), _STRING),
-            pa.repeat(str(self.source_id), self.n),
-            pa.repeat(str(self.import_id), self.n),
+            str(self.source_id),
+            str(self.import_id),
             pc.cast(pa.array(rows), _STRING),
         ]
         for name in LINE_COLUMNS:
             column = pascal[name]
             if column not in self.values:
-                out.append(pa.repeat("\\N", self.n))
+                out.append("\\N")
                 continue
             value = self.values[column]
-            if column not in self.clean:
-                value = _escaped(value)
-            out.append(pc.fill_null(value, "\\N"))
+            out.append(value if column in self.clean else _escaped(value))
         extra = self._extra(fields, extras)
-        out.append(pc.fill_null(extra if self.extra_clean else _escaped(extra), "\\N"))
+        out.append(extra if self.extra_clean else _escaped(extra))
         out += self._allocation()
-        # One text per row, each ending in its line feed: the array's bytes are the COPY data.
-        lines = pc.binary_join_element_wise(*out, "\t")
+        # One text per row, each ending in its line feed: the array's bytes are the COPY data (a null is \N).
+        lines = pc.binary_join_element_wise(*out, "\t", null_handling="replace", null_replacement="\\N")
         offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset : lines.offset + self.n + 1]
         return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
@@ -703,7 +701,7 @@ class _Block:
         """The allocation columns (when this path allocates) and is_shared, which ends each row."""
         plan = self.state.allocation
         if plan is None:
-            return [pa.repeat("f\n", self.n)]
+            return ["f\n"]
         try:
             keys, shared = plan.columns(self.n, self.v("Tags"), self.v("SubAccountId"), self.v("ServiceName"))
         except arrowalloc.NotHere:  # the database allocates the file after all (every row again)
@@ -721,8 +719,9 @@ class _Block:
                 values = pc.replace_substring(values, old, new)
         return values
 
-    def _members(self, fields: list[tuple[str, Any, _Column | None]]):
-        """',"name": "value"' for each field that is not null, joined: None where all are null in the block."""
+    def _members(self, fields: list[tuple[str, Any, _Column | None]]) -> list[tuple[Any, bool]]:
+        """'"name": "value"' of each field with a value in the block (null on the rows without), each with
+        whether every row has it."""
         members = []
         for name, v, col in fields:
             if v.null_count == len(v):
@@ -730,25 +729,33 @@ class _Block:
             key = json.dumps(name)
             if "\\" in key:
                 self.extra_clean = False
-            member = pc.binary_join_element_wise(f',{key}: "', self._json_value(v, col, name), '"', "")
-            members.append(pc.fill_null(member, ""))
-        if not members:
-            return None
-        return pc.binary_join_element_wise(*members, "") if len(members) > 1 else members[0]
+            member = pc.binary_join_element_wise(f'{key}: "', self._json_value(v, col, name), '"', "")
+            members.append((member, not v.null_count))
+        return members
+
+    def _object(self, members: list[tuple[Any, bool]], opening: str, closing: str):
+        """The members that are not null joined by commas between ``opening`` and ``closing``; null on the
+        rows without any."""
+        joined = (
+            members[0][0]
+            if len(members) == 1
+            else pc.binary_join_element_wise(*(m for m, _ in members), ",", null_handling="skip")
+        )
+        whole = pc.binary_join_element_wise(opening, joined, closing, "")
+        if len(members) == 1 or any(always for _, always in members):
+            return whole  # a lone member's null makes the whole null; a member on every row, never
+        return pc.if_else(pc.equal(joined, ""), self.nulls, whole)
 
     def _extra(self, fields, extras):
         """The ``extra`` JSON of each row as importer._extra builds it: the FOCUS fields without a column of
         their own and, under "x", the file's other columns; null when all are null."""
         body = self._members(fields)
-        inner = self._members(extras) if extras else None
-        if inner is not None:
-            nested = pc.binary_join_element_wise(',"x": {', pc.utf8_slice_codeunits(inner, 1), "}", "")
-            nested = pc.if_else(pc.equal(inner, ""), "", nested)
-            body = nested if body is None else pc.binary_join_element_wise(body, nested, "")
-        if body is None:
+        inner = self._members(extras) if extras else []
+        if inner:
+            body.append((self._object(inner, '"x": {', "}"), any(always for _, always in inner)))
+        if not body:
             return self.nulls
-        whole = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(body, 1), "}", "")
-        return pc.if_else(pc.equal(body, ""), self.nulls, whole)
+        return self._object(body, "{", "}")
 
     def _ulp(self, column: str):
         """One unit in the last written place, as a float (the cells are plain decimals here)."""
