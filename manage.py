@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Django's command-line utility for opsportal."""
 
+import gc
 import os
 import sys
 
@@ -21,7 +22,12 @@ def main() -> None:
         settings.INSTALLED_APPS  # noqa: B018 - load the settings now, so a configuration error reads plainly
     except ImproperlyConfigured as exc:
         sys.exit(f"opsportal: configuration error: {exc}")
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    finally:
+        # The process ends here. Its objects need no collecting on the way out: Python's shutdown would run
+        # full collections over every loaded module's objects (0.2 s once pyarrow and pandas are loaded).
+        gc.freeze()
 
 
 if __name__ == "__main__":
