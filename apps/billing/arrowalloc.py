@@ -22,7 +22,6 @@ from .models import AllocationRule
 from .rollups import ENV_TAGS, LOCATION_TAGS
 
 COLUMNS = ["allocation_rule_id", "service_id", "environment_id", "location_id", "is_shared"]
-_STRING = pa.string()
 
 
 class NotHere(Exception):
@@ -40,7 +39,7 @@ class Plan:
     @classmethod
     def load(cls) -> "Plan | None":
         """The enabled rules in order, the environments and the locations; None when this module cannot apply
-        them, or there is nothing to apply."""
+        them. A plan with nothing to apply is ``empty``."""
         rules = list(AllocationRule.objects.filter(enabled=True).order_by("order", "pk"))
         for rule in rules:
             if rule.match == AllocationRule.Match.RESOURCE:
@@ -51,9 +50,12 @@ class Plan:
                 return None
         envs = list(Environment.objects.all())
         locations = dict(Location.objects.values_list("code", "pk"))
-        if not rules and not envs and not locations:  # nothing to allocate: the columns stay empty
-            return None
         return cls(rules=rules, envs=envs, locations=locations)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to allocate: the columns stay empty."""
+        return not self.rules and not self.envs and not self.locations
 
     def _tags(self, text: str) -> tuple[np.ndarray, int, int | None]:
         """Which tag rules a Tags value meets, the first environment its tags name (-1: none) and the location
@@ -88,8 +90,8 @@ class Plan:
         return found
 
     def columns(self, n: int, tags, sub_account, service_name) -> tuple[list[Any], Any]:
-        """The allocation keys of a block's rows as COPY text (\\N for null), in COLUMNS' order, and whether
-        each row is shared."""
+        """The allocation keys of a block's rows (int64, null for none), in COLUMNS' order, and whether each
+        row is shared."""
         encoded = pc.dictionary_encode(tags)
         texts = encoded.dictionary.to_pylist()
         matches = [self._tags(text) for text in texts]
@@ -129,7 +131,7 @@ class Plan:
             pc.coalesce(by_rule(lambda r: r.environment_id), by_tag),
             pc.coalesce(by_rule(lambda r: r.location_id), by_location_tag),
         ]
-        return [pc.fill_null(pc.cast(column, _STRING), "\\N") for column in out], is_shared
+        return out, is_shared
 
 
 def _ascii(values) -> bool:

@@ -36,8 +36,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
-from . import arrowalloc, fastpath, partitions
+from . import arrowalloc, fastpath, partitions, rollups
 from .formats import FOCUS_COLUMNS, BillingFileReader
 from .formats.base import (
     DATETIME_COLUMNS,
@@ -59,10 +60,14 @@ BLOCK_BYTES = 6 << 20  # bytes of the file Arrow parses at a time
 QUEUED_BLOCKS = 2  # checked blocks waiting for the COPY at most
 READ_AHEAD = 2  # blocks of text Arrow may read beyond the batches it has handed over
 READ_SHARE = 0.9  # progress shown once the whole file is read and written
+MERGE_GROUPS = 32  # blocks' rollup sums kept before they are merged into one table
+ROLLUP_PLACES = 18  # decimal places the line items keep of an amount (models.MONEY)
 KV_CACHE = 50_000  # key-value texts whose reading is kept; the cache starts over when full
 MAX_SERVICES = 100_000  # distinct service names followed for the service-category rule
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 _STRING = pa.string()
+_AMOUNT = pa.decimal128(38, ROLLUP_PLACES)
+_BARE_POINTS = pa.array([".", "+.", "-."])
 _TENTHS = pa.array([10.0**-places for places in range(64)])  # one unit in the last place, by decimal places
 # What reading the file may raise (a short record, bad UTF-8, a truncated gzip stream): the reader reports it.
 _UNREADABLE = (pa.ArrowException, OSError, EOFError, zlib.error)
@@ -141,6 +146,12 @@ class _State:
     samples: dict[int, list[str]] = field(default_factory=dict)  # row -> its record, for the examples
     allocation: Any = None  # an arrowalloc.Plan while the rows get their allocation here
     allocated_all: bool = True  # no block had to leave its allocation to the database
+    unallocated: bool = False  # nothing to allocate (no rules, environments or locations): the keys stay empty
+    # The rollup's sums (rollups._groups) as the rows go by: per block, merged now and then. Given up (None)
+    # where the database's own sums could differ: amounts with more places than it keeps, a time zone
+    # other than UTC, or an allocation the database makes after the rows are written.
+    groups: list | None = field(default_factory=list)
+    bound: float = 0.0  # the largest sum the amounts could reach so far
     kv_cache: dict[str, tuple[str, dict[str, int]]] = field(default_factory=dict)
 
 
@@ -312,7 +323,11 @@ def run(
     # visible to everyone once the import commits: nothing has to visit them again to set hint bits.
     table = partitions.create(billing_import.pk)
     # The rules and environment tags, applied as the rows are written where this path can (arrowalloc).
-    state.allocation = arrowalloc.Plan.load()
+    plan = arrowalloc.Plan.load()
+    state.unallocated = plan is not None and plan.empty
+    state.allocation = None if plan is None or plan.empty else plan
+    if plan is None or timezone.get_current_timezone_name() != "UTC":
+        state.groups = None
     names = [c for c in COLUMNS if c != "is_shared"] + arrowalloc.COLUMNS if state.allocation else COLUMNS
     writer = _Writer(f"COPY {table} ({', '.join(names)}) FROM STDIN WITH (FREEZE)")
     cells = Cells(Columns(header), ConformanceReport(), placeholders=FocusMapper.placeholders, focus_rules=True)
@@ -350,6 +365,8 @@ def run(
         if note.count:
             column_counts[note.rule][note.column] = column_counts[note.rule].get(note.column, 0) + note.count
     samples = [(row, *state.samples[row]) for row in sorted(state.samples)]
+    # Every row has its allocation: the plan's, or none when there is nothing to allocate.
+    allocated = state.unallocated or (state.allocation is not None and state.allocated_all)
     try:
         warnings = fastpath._warnings(header, base_report, state.first, samples, rule_rows, column_counts)
     except CellError as exc:
@@ -359,7 +376,8 @@ def run(
         billing_import.pk,
         f"read, checked and written {streamed:.2f}s (checking {checking:.2f}s, "
         f"waiting for the database {writer.waited:.2f}s)"
-        + (", allocated as written" if state.allocation is not None and state.allocated_all else ""),
+        + (", allocated as written" if state.allocation is not None and state.allocated_all else "")
+        + (", rolled up as read" if state.groups is not None else ""),
     )
     return fastpath.FastResult(
         rows=state.rows,
@@ -368,7 +386,8 @@ def run(
         periods=state.periods,
         currency=next(iter(state.currencies)),
         warnings=warnings,
-        allocated=state.allocation is not None and state.allocated_all,
+        allocated=allocated,
+        groups=_merged_groups(state) if allocated and state.groups is not None else None,
     )
 
 
@@ -464,6 +483,7 @@ class _Block:
         self.extra_clean = True  # whether the extra JSON needs no escaping for COPY
         self.ulps: dict[str, Any] = {}
         self.places: dict[str, Any] = {}
+        self.dots: dict[str, Any] = {}
 
     # -- notes ----------------------------------------------------------------------------------------
 
@@ -581,7 +601,7 @@ class _Block:
             raise Declined(f"{column}: a number not written plainly") from None
         self.text[column] = text
         self.clean.add(column)
-        return text
+        return _without_trailing_zeros(text, self._dots(column))
 
     def _datetime(self, column: str, col: _Column):
         c = col.array
@@ -606,7 +626,15 @@ class _Block:
         self.note("datetime-format", column, None if strict.all() else pa.array(~strict))
         self.times[column] = stamps
         self.clean.add(column)
-        return c  # COPY reads both forms, as UTC (the connection's time zone)
+        # COPY reads both forms as UTC (the connection's time zone), and without the time's zeros: a billing
+        # period's midnight as its date alone, whole minutes without their seconds (fewer bytes to read).
+        at = starts[:, None] + np.arange(11, 19)
+        time_of_day = raw[np.minimum(at, last)]
+        if (time_of_day == np.frombuffer(b"00:00:00", dtype=np.uint8)).all():
+            return pc.utf8_slice_codeunits(c, 0, 10)
+        if (time_of_day[:, 6:] == ord("0")).all():
+            return pc.utf8_slice_codeunits(c, 0, 16)
+        return c
 
     def _key_values(self, column: str, col: _Column):
         special = self._kind(column, col, placeholders=False)
@@ -698,16 +726,53 @@ class _Block:
         return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
     def _allocation(self) -> list:
-        """The allocation columns (when this path allocates) and is_shared, which ends each row."""
+        """The allocation columns (when this path allocates) and is_shared, which ends each row; the block's
+        rollup sums with them."""
         plan = self.state.allocation
         if plan is None:
+            self._rollup(None, None)
             return ["f\n"]
         try:
             keys, shared = plan.columns(self.n, self.v("Tags"), self.v("SubAccountId"), self.v("ServiceName"))
         except arrowalloc.NotHere:  # the database allocates the file after all (every row again)
             self.state.allocated_all = False
-            keys, shared = [pa.repeat("\\N", self.n)] * 4, pa.repeat(False, self.n)
-        return [*keys, pc.if_else(shared, "t\n", "f\n")]
+            self.state.groups = None
+            return ["\\N"] * 4 + ["f\n"]
+        self._rollup(keys, shared)
+        return [*(pc.cast(key, _STRING) for key in keys), pc.if_else(shared, "t\n", "f\n")]
+
+    def _rollup(self, keys, shared) -> None:
+        """Sum the block's amounts per rollup key (``rollups._GROUP_BY`` and the billing period), as the
+        database would sum the rows once written."""
+        state = self.state
+        if state.groups is None:
+            return
+        amounts = {}
+        for name, column in (("billed", "BilledCost"), ("effective", "EffectiveCost")):
+            if int(pc.max(self._places(column)).as_py() or 0) > ROLLUP_PLACES:
+                state.groups = None  # the database rounds such amounts as it stores them: its sums differ
+                return
+            state.bound += float(pc.max(pc.abs(self.floats[column])).as_py() or 0) * self.n
+            if state.bound >= 1e19:  # sums could pass what the amounts' type holds: the database's sums
+                state.groups = None
+                return
+            amounts[name] = pc.cast(self.text[column], _AMOUNT)
+        keys = keys or [pa.nulls(self.n, pa.int64())] * 4
+        columns = {
+            "billing_period_start": self.times["BillingPeriodStart"],
+            "day": pc.cast(self.times["ChargePeriodStart"], pa.date32()),
+            **dict(zip(_ALLOCATION_KEYS, keys, strict=True)),
+            "is_shared": shared if shared is not None else pa.repeat(False, self.n),
+            "provider_name": self.v("ProviderName"),
+            "sub_account_id": self.v("SubAccountId"),
+            "region_id": self.v("RegionId"),
+            "charge_category": self.v("ChargeCategory"),
+            "billing_currency": self.v("BillingCurrency"),
+            **amounts,
+        }
+        state.groups.append(_grouped(pa.table(columns)))
+        if len(state.groups) >= MERGE_GROUPS:
+            state.groups = [_grouped(pa.concat_tables(state.groups), merging=True)]
 
     def _json_value(self, values, col: _Column | None, what: str):
         """Text values as the inside of JSON strings (null stays null)."""
@@ -763,13 +828,18 @@ class _Block:
             self.ulps[column] = pc.take(_TENTHS, pc.min_element_wise(self._places(column), len(_TENTHS) - 1))
         return self.ulps[column]
 
+    def _dots(self, column: str):
+        """Where the decimal point of each amount of a column is (-1: none)."""
+        if column not in self.dots:
+            self.dots[column] = pc.find_substring(self.text[column], ".")
+        return self.dots[column]
+
     def _places(self, column: str):
         """The decimal places each amount of a column is written with."""
         if column not in self.places:
-            text = self.text[column]
-            dot = pc.find_substring(text, ".")
+            dot = self._dots(column)
             self.places[column] = pc.if_else(
-                pc.less(dot, 0), 0, pc.subtract(pc.subtract(pc.binary_length(text), dot), 1)
+                pc.less(dot, 0), 0, pc.subtract(pc.subtract(pc.binary_length(self.text[column]), dot), 1)
             )
         return self.places[column]
 
@@ -924,6 +994,39 @@ class _Block:
         periods = pa.table({"s": self.times["BillingPeriodStart"], "e": self.times["BillingPeriodEnd"]})
         for pair in periods.group_by(["s", "e"]).aggregate([]).to_pylist():
             state.periods.add((pair["s"].replace(tzinfo=UTC), pair["e"].replace(tzinfo=UTC)))
+
+
+_ALLOCATION_KEYS = ("allocation_rule_id", "service_id", "environment_id", "location_id")  # arrowalloc.COLUMNS
+_ROLLUP_KEYS = ["billing_period_start", *rollups._GROUP_BY]
+
+
+def _grouped(table, *, merging: bool = False):
+    """Rows (or sums of rows, ``merging``) summed per rollup key: billed, effective and the rows' count n."""
+    if merging:
+        aggregates = [("billed", "sum"), ("effective", "sum"), ("n", "sum")]
+    else:
+        aggregates = [("billed", "sum"), ("effective", "sum"), ("billed", "count", pc.CountOptions(mode="all"))]
+    summed = table.group_by(_ROLLUP_KEYS, use_threads=False).aggregate(aggregates)
+    names = {"billed_sum": "billed", "effective_sum": "effective", "billed_count": "n", "n_sum": "n"}
+    return summed.rename_columns([names.get(name, name) for name in summed.column_names])
+
+
+def _merged_groups(state: _State) -> dict[datetime, list[dict]]:
+    """The rollup sums of the whole file by billing period, as ``rollups._groups`` reads them from the rows."""
+    by_period: dict[datetime, list[dict]] = defaultdict(list)
+    if not state.groups:
+        return by_period
+    for row in _grouped(pa.concat_tables(state.groups), merging=True).to_pylist():
+        by_period[row.pop("billing_period_start").replace(tzinfo=UTC)].append(row)
+    return by_period
+
+
+def _without_trailing_zeros(text, dots):
+    """Plain decimals without the zeros that end their fraction (5.2500 -> 5.25, 0.000 -> 0.): the same
+    numbers to the database, in fewer bytes to read. A point with no digit left around it becomes 0."""
+    trimmed = pc.utf8_rtrim(text, characters="0")
+    trimmed = pc.if_else(pc.is_in(trimmed, value_set=_BARE_POINTS), "0", trimmed)
+    return pc.if_else(pc.greater_equal(dots, 0), trimmed, text)
 
 
 def _escaped(values):

@@ -97,6 +97,7 @@ class FastResult:
     currency: str
     warnings: list[dict[str, Any]]
     allocated: bool = False  # the rules, environment and location tags were applied as the rows were written
+    groups: dict[datetime, list[dict]] | None = None  # the rollup's sums, made as the rows were read
 
 
 def applies(reader: BillingFileReader) -> bool:

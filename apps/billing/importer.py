@@ -300,6 +300,7 @@ def billing_import_run(
             steps["read and write" if fast is None else "read and write by COPY"] = time.monotonic() - clock
             clock = time.monotonic()
             allocated = located = fast is not None and fast.allocated  # the Arrow path applies all of it
+            groups = fast.groups if fast is not None and fast.allocated else None  # and sums the rollups
             if not allocated and allocate_written(billing_import.pk):
                 allocated = True
                 steps["allocate by rewriting"] = time.monotonic() - clock
@@ -327,6 +328,7 @@ def billing_import_run(
                 allocated=allocated,
                 located=located,
                 table=partitions.name(billing_import.pk) if partitions.partitioned() else None,
+                groups=groups,
             )
             steps["allocate and roll up"] = time.monotonic() - clock
             billing_import.format = reader.format

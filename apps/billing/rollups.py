@@ -328,17 +328,20 @@ def refresh_periods(
     allocated: bool = False,
     located: bool = False,
     table: str | None = None,
+    groups: dict[datetime, list[dict]] | None = None,
 ) -> None:
     """Re-allocate the line items of these billing periods and rebuild their rollups (caller's transaction).
 
     ``fresh``: the periods hold only rows an import has just written, which no allocation has touched;
     ``allocated``: the rules and environment tags were applied to them already (``allocate_written`` or as
     the rows were written); ``located``: the location tags too; ``table``: every row of the periods is in
-    this table (the import's partition)."""
+    this table (the import's partition); ``groups``: the rows' sums per rollup key, made as they were read
+    (as ``_groups`` reads them), for rows nothing changes after."""
     CostRollup.objects.filter(source_id=source_id, billing_period_start__in=[p.date() for p in period_starts]).delete()
     for period_start in period_starts:
         items = BillingLineItem.objects.filter(source_id=source_id, billing_period_start=period_start)
         _allocate(items, fresh=fresh, allocated=allocated, located=located)
-    groups = _groups(source_id, period_starts, table)
+    if groups is None:
+        groups = _groups(source_id, period_starts, table)
     for period_start in period_starts:
         _rebuild(source_id, period_start, groups.get(period_start, []))

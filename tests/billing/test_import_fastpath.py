@@ -10,6 +10,7 @@ import csv
 import gzip
 import io
 import itertools
+import json
 import logging
 from pathlib import Path
 
@@ -426,3 +427,80 @@ def test_arrow_leaves_the_file_to_the_sql_path_when_the_cache_shares_the_databas
         assert arrowpath.applies(reader) and fastpath.applies(reader)
         settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "t"}}
         assert not arrowpath.applies(reader) and fastpath.applies(reader)
+
+
+ROLLUP_FIELDS = [f.name for f in CostRollup._meta.concrete_fields if f.name not in ("id", "source")]
+
+
+def _all_rollups(source: BillingSource) -> list[tuple]:
+    return sorted(CostRollup.objects.filter(source=source).values_list(*ROLLUP_FIELDS), key=repr)
+
+
+def _import_summed_both_ways(path: Path, monkeypatch, caplog) -> tuple[list[tuple], list[tuple], list[str]]:
+    """The file's rollups summed by the Arrow path as it reads, and summed by the database from the rows;
+    and what the first import logged."""
+    caplog.set_level(logging.INFO, logger="apps.billing")
+    caplog.clear()
+    as_read = BillingSource.objects.create(name="summed-as-read")
+    assert billing_import_path(source=as_read, path=str(path)).status == BillingImport.Status.SUCCEEDED
+    logged = [r.getMessage() for r in caplog.records]
+    with monkeypatch.context() as patch:
+        patch.setattr(arrowpath, "_merged_groups", lambda state: None)  # the database's own sums
+        from_rows = BillingSource.objects.create(name="summed-from-rows")
+        assert billing_import_path(source=from_rows, path=str(path)).status == BillingImport.Status.SUCCEEDED
+    return _all_rollups(as_read), _all_rollups(from_rows), logged
+
+
+def test_rollups_summed_as_the_file_is_read_equal_the_databases_sums_with_rules_and_locations(
+    tmp_path, monkeypatch, caplog
+):
+    """Every rollup field (day, service, environment, location, shared spread, amounts, row counts) is the
+    same whether the Arrow path summed the rows as it read them or the database summed the stored rows."""
+    from apps.catalog.models import Location
+    from tests.factories import EnvironmentFactory, ServiceFactory
+
+    from .test_unit_cost import save_rule
+
+    header, rows = _rows()
+    col = {name: i for i, name in enumerate(header)}
+    for n, row in enumerate(rows[:300]):  # some rows name a store in their tags
+        row[col["Tags"]] = json.dumps({"store": "s0042" if n % 2 else "s0007", "application": f"app{n % 3}"})
+    apps = sorted(
+        {json.loads(r[col["Tags"]]).get("application", "") for r in rows[300:] if r[col["Tags"]] not in ("", "NULL")}
+        - {""}
+    )
+    shop, vision = ServiceFactory(slug="shop", name="Shop"), ServiceFactory(slug="vision", name="Vision")
+    EnvironmentFactory(slug="dev", name="Development")
+    EnvironmentFactory(slug="prod", name="Production")
+    Location.objects.create(code="s0042", name="Store 42", kind="store")
+    Location.objects.create(code="s0007", name="Store 7", kind="store")
+    save_rule(name="a", order=1, match="tag", tag_key="application", value=apps[0], service=shop)
+    save_rule(name="b", order=2, match="tag", tag_key="application", value="app1", service=vision)
+    save_rule(
+        name="shared", order=3, match="sub_account", value=rows[400][col["SubAccountId"]], shared=True, spread="even"
+    )
+    save_rule(name="sqs", order=4, match="service_name", value="amazon simple queue service", service=vision)
+    as_read, from_rows, logged = _import_summed_both_ways(
+        _write(tmp_path / "rules.csv", header, rows), monkeypatch, caplog
+    )
+    assert any("allocated as written, rolled up as read" in m for m in logged)
+    assert as_read == from_rows
+    # The rules and locations did their work: services, a shared spread and both stores are in the sums.
+    fields = {name: i for i, name in enumerate(ROLLUP_FIELDS)}
+    assert {r[fields["service"]] for r in as_read} >= {shop.pk, vision.pk}
+    assert any(r[fields["is_shared"]] for r in as_read)
+    assert len({r[fields["location"]] for r in as_read} - {None}) == 2
+
+
+def test_amounts_with_more_places_than_stored_are_summed_by_the_database(tmp_path, monkeypatch, caplog):
+    """The line items keep 18 decimal places: an amount with more is rounded as it is stored, so the
+    Arrow path leaves the sums to the database, whose rollups then hold the stored amounts."""
+    header, rows = _rows()
+    col = {name: i for i, name in enumerate(header)}
+    rows[5][col["BilledCost"]] = "0.0000000000000000015"  # 19 places
+    as_read, from_rows, logged = _import_summed_both_ways(
+        _write(tmp_path / "places.csv", header, rows), monkeypatch, caplog
+    )
+    assert any("by COPY from Arrow" in m for m in logged)
+    assert not any("rolled up as read" in m for m in logged)
+    assert as_read == from_rows
