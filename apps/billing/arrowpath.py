@@ -429,11 +429,20 @@ class _Column:
         self.data = self.data[offsets[0] : offsets[-1]]
         self.lengths = np.diff(offsets)
         self.raw = np.frombuffer(self.data, dtype=np.uint8)
+        self._length_counts = None
+
+    def has_length(self, length: int) -> bool:
+        """Whether any cell is ``length`` bytes long."""
+        if self._length_counts is None:
+            self._length_counts = np.bincount(self.lengths) if len(self.lengths) else np.zeros(1, dtype=np.int64)
+        return length < len(self._length_counts) and bool(self._length_counts[length])
 
     def equal(self, text: str):
         """Cells that are exactly ``text``, or None when there are none: only cells of its length are compared,
         byte by byte (most columns hold none of the few texts asked for, and few cells of their lengths)."""
         target = text.encode()
+        if not self.has_length(len(target)):
+            return None
         at = np.flatnonzero(self.lengths == len(target))
         for k, byte in enumerate(target):
             if not len(at):
@@ -601,7 +610,7 @@ class _Block:
             raise Declined(f"{column}: a number not written plainly") from None
         self.text[column] = text
         self.clean.add(column)
-        return _without_trailing_zeros(text, self._dots(column))
+        return _without_trailing_zeros(text, self._dots(column), bare=_bare_point(col))
 
     def _datetime(self, column: str, col: _Column):
         c = col.array
@@ -628,11 +637,10 @@ class _Block:
         self.clean.add(column)
         # COPY reads both forms as UTC (the connection's time zone), and without the time's zeros: a billing
         # period's midnight as its date alone, whole minutes without their seconds (fewer bytes to read).
-        at = starts[:, None] + np.arange(11, 19)
-        time_of_day = raw[np.minimum(at, last)]
-        if (time_of_day == np.frombuffer(b"00:00:00", dtype=np.uint8)).all():
+        # (A cell's only colons are its time's: "00:00:00" can only be a whole time of day.)
+        if col.data.count(b"00:00:00") == self.n:
             return pc.utf8_slice_codeunits(c, 0, 10)
-        if (time_of_day[:, 6:] == ord("0")).all():
+        if ((raw[starts + 17] == ord("0")) & (raw[starts + 18] == ord("0"))).all():
             return pc.utf8_slice_codeunits(c, 0, 16)
         return c
 
@@ -1021,11 +1029,22 @@ def _merged_groups(state: _State) -> dict[datetime, list[dict]]:
     return by_period
 
 
-def _without_trailing_zeros(text, dots):
+def _bare_point(col: _Column) -> bool:
+    """Whether some cell starts with its decimal point (.5, -.5): trimmed of zeros, one may lose every digit."""
+    raw, starts = col.raw, col.starts[col.lengths > 1]
+    if not len(raw) or not len(starts):
+        return False
+    first, second = raw[starts], raw[starts + 1]
+    return bool(((first == ord(".")) | (((first == ord("-")) | (first == ord("+"))) & (second == ord(".")))).any())
+
+
+def _without_trailing_zeros(text, dots, *, bare: bool):
     """Plain decimals without the zeros that end their fraction (5.2500 -> 5.25, 0.000 -> 0.): the same
-    numbers to the database, in fewer bytes to read. A point with no digit left around it becomes 0."""
+    numbers to the database, in fewer bytes to read. A point with no digit left around it (``bare``: .000)
+    becomes 0."""
     trimmed = pc.utf8_rtrim(text, characters="0")
-    trimmed = pc.if_else(pc.is_in(trimmed, value_set=_BARE_POINTS), "0", trimmed)
+    if bare:
+        trimmed = pc.if_else(pc.is_in(trimmed, value_set=_BARE_POINTS), "0", trimmed)
     return pc.if_else(pc.greater_equal(dots, 0), trimmed, text)
 
 

@@ -504,3 +504,25 @@ def test_amounts_with_more_places_than_stored_are_summed_by_the_database(tmp_pat
     assert any("by COPY from Arrow" in m for m in logged)
     assert not any("rolled up as read" in m for m in logged)
     assert as_read == from_rows
+
+
+@pytest.mark.parametrize("seconds", ["00", "30"])
+def test_amounts_and_times_shortened_for_copy_are_stored_as_written(tmp_path, monkeypatch, caplog, seconds):
+    """The Arrow path sends amounts without their fraction's trailing zeros and times without zero seconds
+    (a billing period's midnight as its date): every stored value is the reader's, including amounts that
+    lose every digit of their fraction, amounts without a point, and a time with seconds in the file."""
+    header, rows = _rows()
+    col = {name: i for i, name in enumerate(header)}
+    rows = [list(r) for r in rows[:40]]
+    for n, (billed, effective) in enumerate(
+        [(".000", "-.500"), ("100", "100.0"), ("-0.000", "+5."), ("0.10", "+.0"), ("12.3400", "-1.000")]
+    ):
+        rows[n][col["BilledCost"]], rows[n][col["EffectiveCost"]] = billed, effective
+        rows[n][col["ListCost"]], rows[n][col["ContractedCost"]] = effective, billed
+    rows[7][col["ChargePeriodStart"]] = f"2024-09-18 21:59:{seconds}"
+    rows[8][col["ChargePeriodEnd"]] = f"2024-09-19T00:00:{seconds}Z"
+    bulk, portable, path = _import_both(_write(tmp_path / "short.csv", header, rows), monkeypatch, caplog)
+    assert path == "arrow"
+    assert bulk.billed_total == portable.billed_total and bulk.effective_total == portable.effective_total
+    stored = BillingLineItem.objects.filter(billing_import=bulk).order_by("row_number")
+    assert [str(item.billed_cost.normalize()) for item in stored[:5]] == ["0", "1E+2", "0", "0.1", "12.34"]
