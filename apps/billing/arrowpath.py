@@ -68,6 +68,7 @@ _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 _STRING = pa.string()
 _AMOUNT = pa.decimal128(38, ROLLUP_PLACES)
 _BARE_POINTS = pa.array([".", "+.", "-."])
+_SPECIAL_TEXTS = ("NULL", *sorted(FocusMapper.placeholders))  # cells that hold no value
 _TENTHS = pa.array([10.0**-places for places in range(64)])  # one unit in the last place, by decimal places
 # What reading the file may raise (a short record, bad UTF-8, a truncated gzip stream): the reader reports it.
 _UNREADABLE = (pa.ArrowException, OSError, EOFError, zlib.error)
@@ -429,30 +430,33 @@ class _Column:
         self.data = self.data[offsets[0] : offsets[-1]]
         self.lengths = np.diff(offsets)
         self.raw = np.frombuffer(self.data, dtype=np.uint8)
-        self._length_counts = None
+        # Each cell's first byte (0 for an empty cell).
+        if len(self.raw):
+            self.first = np.where(self.lengths > 0, self.raw[np.minimum(self.starts, len(self.raw) - 1)], 0)
+        else:
+            self.first = np.zeros(len(self.lengths), dtype=np.uint8)
 
-    def has_length(self, length: int) -> bool:
-        """Whether any cell is ``length`` bytes long."""
-        if self._length_counts is None:
-            self._length_counts = np.bincount(self.lengths) if len(self.lengths) else np.zeros(1, dtype=np.int64)
-        return length < len(self._length_counts) and bool(self._length_counts[length])
-
-    def equal(self, text: str):
-        """Cells that are exactly ``text``, or None when there are none: only cells of its length are compared,
-        byte by byte (most columns hold none of the few texts asked for, and few cells of their lengths)."""
-        target = text.encode()
-        if not self.has_length(len(target)):
-            return None
-        at = np.flatnonzero(self.lengths == len(target))
-        for k, byte in enumerate(target):
-            if not len(at):
-                return None
-            at = at[self.raw[self.starts[at] + k] == byte]
-        if not len(at):
-            return None
-        mask = np.zeros(len(self.lengths), dtype=bool)
-        mask[at] = True
-        return pa.array(mask)
+    def find(self, texts) -> dict[str, Any]:
+        """The cells that are exactly each of these texts, for the texts some cells are: cells of a text's
+        length and first byte are compared, byte by byte (most columns hold none of the few texts)."""
+        if not len(self.raw):
+            return {}
+        wanted = {len(t.encode()) * 256 + t.encode()[0]: t for t in texts}
+        shape = self.lengths * 256 + self.first
+        candidates = np.flatnonzero(np.isin(shape, list(wanted)))
+        found = {}
+        for text in texts:
+            target = text.encode()
+            at = candidates[shape[candidates] == len(target) * 256 + target[0]]
+            for k in range(1, len(target)):
+                if not len(at):
+                    break
+                at = at[self.raw[self.starts[at] + k] == target[k]]
+            if len(at):
+                mask = np.zeros(len(self.lengths), dtype=bool)
+                mask[at] = True
+                found[text] = pa.array(mask)
+        return found
 
     def empty(self):
         """Empty cells, or None when there are none."""
@@ -463,8 +467,7 @@ class _Column:
         """Cells that start with a byte that may begin whitespace (as str.isspace() sees it), or None."""
         if not self.data:
             return None
-        raw = self.raw
-        first = raw[np.minimum(self.starts, len(raw) - 1)]
+        first = self.first
         mask = (self.lengths > 0) & ((first <= 0x20) | (first >= 0x80))
         return pa.array(mask) if mask.any() else None
 
@@ -493,6 +496,7 @@ class _Block:
         self.ulps: dict[str, Any] = {}
         self.places: dict[str, Any] = {}
         self.dots: dict[str, Any] = {}
+        self.allowed: set[str] = set()  # enumeration columns whose every value is an allowed one
 
     # -- notes ----------------------------------------------------------------------------------------
 
@@ -553,18 +557,19 @@ class _Block:
 
     def _kind(self, column: str, col: _Column, *, placeholders: bool):
         """Cells that hold no value (None: all do); notes the nulls written as NULL, empty or placeholder."""
-        null = col.equal("NULL")
+        found = col.find(_SPECIAL_TEXTS if placeholders else ("NULL",))
+        null = found.get("NULL")
         empty = self._or(col.empty(), self._blank(col))
         self.note("null-literal", column, null)
         self.note("empty-string", column, empty)
         special = self._or(null, empty)
         if placeholders:
-            found = None
+            placeholder = None
             for text in sorted(FocusMapper.placeholders):
-                found = self._or(found, col.equal(text))
-            if found is not None:
-                self.note("placeholder", column, found)
-                special = self._or(special, found)
+                placeholder = self._or(placeholder, found.get(text))
+            if placeholder is not None:
+                self.note("placeholder", column, placeholder)
+                special = self._or(special, placeholder)
         return special
 
     def _valued(self, c, special):
@@ -585,6 +590,7 @@ class _Block:
         inside = pc.is_in(c, value_set=allowed)
         settled = inside if special is None else pc.or_(inside, special)
         if _all(settled):  # every cell an allowed value or a null: the usual file
+            self.allowed.add(column)
             return self._valued(c, special)
         # A value that is not ASCII might still fold to an allowed one (str.casefold): the reader decides.
         self.bad(pc.and_not(pc.invert(pc.string_is_ascii(c)), inside), f"{column}: text that is not ASCII")
@@ -894,6 +900,8 @@ class _Block:
                 self.note("mandatory-null", column, pc.is_null(value))
         for column, allowed in ENUMERATIONS.items():
             value = self.values.get(column)
+            if column in self.allowed:  # every value allowed (_enum saw it)
+                continue
             if value is not None and value.null_count < len(value):
                 self.note(
                     "enum-value", column, pc.and_(pc.is_valid(value), pc.invert(pc.is_in(value, pa.array(allowed))))
